@@ -1,0 +1,40 @@
+# The README's two commands: `make lab` opens the course, `make test` checks all of it.
+# Both first install whatever is missing, and only that: evcxr_jupyter (the Rust kernel),
+# a Python environment with Jupyter in $(VENV), and the kernel registered in it.
+# Conda users: `make lab VENV=$$CONDA_PREFIX` inside the environment.yml environment.
+
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+EVCXR_VERSION := 0.22.0
+EVCXR := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/evcxr_jupyter
+KERNEL_DIR := $(VENV)/share/jupyter
+
+.PHONY: lab test setup evcxr kernel
+
+lab: setup
+	@echo "Opening JupyterLab on notebooks/ (the URL follows). The first notebook's first cell"
+	@echo "compiles the crate's dependencies, about 5 minutes once; later kernels start in seconds."
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+test: setup
+	MUSTKNOW_PYTHON=$(PYTHON) cargo test --release
+
+setup: kernel $(VENV)/.requirements-installed
+
+# Installs evcxr_jupyter when it is missing or at another version.
+evcxr:
+	@if ! { [ -x $(EVCXR) ] && cargo install --list | grep -qx "evcxr_jupyter v$(EVCXR_VERSION):"; }; then \
+		echo "Installing evcxr_jupyter $(EVCXR_VERSION) (about 8 minutes, once)"; \
+		cargo install --locked evcxr_jupyter --version $(EVCXR_VERSION); \
+	fi
+
+# Registers the kernel where $(VENV)'s Jupyter looks, not in the user's global folder.
+kernel: evcxr $(VENV)/.requirements-installed
+	@JUPYTER_PATH=$(KERNEL_DIR) $(EVCXR) --install > /dev/null
+
+$(PYTHON):
+	python3 -m venv $(VENV)
+
+$(VENV)/.requirements-installed: requirements.txt | $(PYTHON)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@

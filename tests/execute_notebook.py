@@ -1,0 +1,138 @@
+"""Executes one notebook on the Rust (evcxr) kernel and judges every cell.
+
+Called by the headless runner (tests/notebooks.rs), once per notebook. `nbconvert
+--execute` is not enough: evcxr catches a panic (a failed `assert!`), prints it to stderr
+and reports the cell as fine, and the `?` operator's errors go to stderr the same way. So a
+code cell fails when it has an error output *or* writes anything to stderr; course code
+reports through stdout and figures, never stderr.
+
+Cells tagged `raises-exception` (the Jupyter convention) must fail; a notebook in which
+one does not fails. Execution stops at the first cell that fails when it should not.
+
+Writes the executed copy (signed, so JupyterLab shows its figures) and an HTML rendering,
+and prints one JSON object: {"ok", "reason", "seconds", "cells": [[index, seconds], ...]}.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbconvert import HTMLExporter
+from nbformat.sign import NotebookNotary
+
+KERNEL = "rust"
+SETUP_HINT = "run `make test` (or `make setup`) once to install it"
+
+
+def kernel_problem():
+    """Why the Rust kernel cannot start, or None."""
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL)
+    except NoSuchKernel:
+        return f"the Jupyter kernel '{KERNEL}' (evcxr_jupyter) is not installed: {SETUP_HINT}"
+    program = spec.argv[0]
+    if os.sep in program and not os.access(program, os.X_OK):
+        return f"the '{KERNEL}' kernel points to {program}, which is missing: {SETUP_HINT}"
+    return None
+
+
+def cell_failure(cell):
+    """Why an executed code cell failed, or None: an error output or any stderr text."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            message = output.get("evalue") or output.get("ename") or "error"
+            return " ".join(str(message).split())
+    stderr = "".join(
+        o.get("text", "") for o in cell.get("outputs", [])
+        if o.get("output_type") == "stream" and o.get("name") == "stderr"
+    )
+    if stderr.strip():
+        message = stderr.split("stack backtrace:")[0].split()
+        return "wrote to stderr: " + " ".join(message)[:400]
+    return None
+
+
+def cell_timeout(cell, default, dep):
+    """A cell that loads crates may compile them cold (minutes); others get `default`."""
+    return dep if ":dep" in cell.source else default
+
+
+def execute(notebook, folder, cell_timeout_s, dep_timeout_s):
+    """Runs the notebook's code cells in order; returns (ok, reason, per-cell seconds).
+
+    The kernel starts in the notebook's folder, so `:dep mustknow = { path = ".." }` works.
+    """
+    client = NotebookClient(
+        notebook,
+        resources={"metadata": {"path": str(folder)}},
+        kernel_name=KERNEL,
+        allow_errors=True,
+        timeout=cell_timeout_s,
+        timeout_func=lambda cell: cell_timeout(cell, cell_timeout_s, dep_timeout_s),
+        startup_timeout=120,
+    )
+    timings = []
+    code_cells = [(i, c) for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    with client.setup_kernel():
+        for number, (index, cell) in enumerate(code_cells, start=1):
+            where = f"code cell {number} (cell {index + 1})"
+            start = time.monotonic()
+            try:
+                client.execute_cell(cell, index)
+            except CellTimeoutError:
+                limit = cell_timeout(cell, cell_timeout_s, dep_timeout_s)
+                return False, f"{where} timed out after {limit} s", timings
+            except DeadKernelError:
+                return False, f"the kernel died in {where}", timings
+            timings.append([number, round(time.monotonic() - start, 2)])
+            failure = cell_failure(cell)
+            expected = "raises-exception" in cell.metadata.get("tags", [])
+            if failure and not expected:
+                return False, f"{where}: {failure}", timings
+            if expected and not failure:
+                return False, f"{where} is tagged raises-exception but ran without error", timings
+    return True, "", timings
+
+
+def save(notebook, executed_path, html_path):
+    """The executed copy, signed so JupyterLab trusts its figures, and its HTML page."""
+    executed_path.parent.mkdir(parents=True, exist_ok=True)
+    NotebookNotary().sign(notebook)
+    nbformat.write(notebook, executed_path)
+    body, _ = HTMLExporter().from_notebook_node(notebook)
+    html_path.write_text(body, encoding="utf-8")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebook", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the executed copy")
+    parser.add_argument("--cell-timeout", type=int, default=600)
+    parser.add_argument("--dep-timeout", type=int, default=1800)
+    args = parser.parse_args()
+
+    problem = kernel_problem()
+    if problem:
+        print(json.dumps({"ok": False, "reason": problem, "seconds": 0, "cells": []}))
+        return
+    notebook = nbformat.read(args.notebook, as_version=4)
+    overrides = notebook.metadata.get("mustknow", {})
+    cell_timeout_s = int(overrides.get("cell_timeout", args.cell_timeout))
+    start = time.monotonic()
+    folder = args.notebook.resolve().parent
+    ok, reason, timings = execute(notebook, folder, cell_timeout_s, args.dep_timeout)
+    seconds = round(time.monotonic() - start, 1)
+    stem = args.notebook.stem
+    save(notebook, args.out / f"{stem}.ipynb", args.out / f"{stem}.html")
+    print(json.dumps({"ok": ok, "reason": reason, "seconds": seconds, "cells": timings}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
