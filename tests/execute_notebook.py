@@ -82,7 +82,7 @@ def execute(notebook, folder, cell_timeout_s, dep_timeout_s):
     code_cells = [(i, c) for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
     with client.setup_kernel():
         for number, (index, cell) in enumerate(code_cells, start=1):
-            where = f"code cell {number} (cell {index + 1})"
+            where = f"code cell {number}"
             start = time.monotonic()
             try:
                 client.execute_cell(cell, index)
