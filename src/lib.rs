@@ -6,6 +6,7 @@
 
 pub mod backprop;
 pub mod data;
+pub mod display;
 mod error;
 pub mod plot;
 pub mod seed;
