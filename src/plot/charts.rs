@@ -1,0 +1,406 @@
+//! Curves and points on axes: training curves, 2-D data and embeddings, decision regions.
+
+use super::{
+    bad_input, check_finite, padded_range, tick_labels, Figure, CLASS_COLORS, LABELS, TITLE,
+};
+use crate::data::Points2d;
+use crate::Error;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+
+/// One or more series against their index (a training curve: value per step), with a
+/// legend when there are several.
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(&str, &[f64])],
+) -> Result<Figure, Error> {
+    check_series(title, series)?;
+    let (lo, hi) = padded_range(series.iter().flat_map(|(_, s)| s.iter().copied()));
+    lines(
+        title,
+        x_label,
+        y_label,
+        series,
+        RangedCoordf64::from(lo..hi),
+    )
+}
+
+/// [`line_chart`] with a logarithmic value axis: losses that fall by orders of magnitude
+/// stay readable to the end. Every value must be positive.
+pub fn line_chart_log(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(&str, &[f64])],
+) -> Result<Figure, Error> {
+    check_series(title, series)?;
+    for (name, values) in series {
+        if let Some((i, v)) = values.iter().enumerate().find(|(_, &v)| v <= 0.0) {
+            let problem = format!("series {name:?} has {v} at step {i}; a log scale needs values above 0: use line_chart");
+            return Err(bad_input(title, problem));
+        }
+    }
+    let values = || series.iter().flat_map(|(_, s)| s.iter().copied());
+    let lo = values().fold(f64::MAX, f64::min);
+    let hi = values().fold(f64::MIN, f64::max);
+    // Pad by a factor, not a difference: equal room at both ends of a log axis.
+    let y = (lo / 1.25..hi * 1.25).log_scale();
+    lines(title, x_label, y_label, series, LogCoord::from(y))
+}
+
+/// Refuses what would draw an empty or misleading chart: no series, an empty one, NaN.
+fn check_series(title: &str, series: &[(&str, &[f64])]) -> Result<(), Error> {
+    if series.is_empty() {
+        return Err(bad_input(
+            title,
+            "no series to draw: pass at least one (name, values)",
+        ));
+    }
+    for (name, values) in series {
+        if values.is_empty() {
+            return Err(bad_input(title, format!("series {name:?} has no values")));
+        }
+        check_finite(title, &format!("series {name:?}"), *values)?;
+    }
+    Ok(())
+}
+
+/// Draws checked series against their index on the value axis `y`, linear or logarithmic.
+fn lines<Y>(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(&str, &[f64])],
+    y: Y,
+) -> Result<Figure, Error>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let steps = series
+        .iter()
+        .map(|(_, s)| s.len())
+        .max()
+        .unwrap_or(0)
+        .max(2);
+    Figure::draw(title, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, TITLE)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..(steps - 1) as f64, y)
+            .map_err(|e| e.to_string())?;
+        let whole = |x: &f64| format!("{x:.0}");
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_label_formatter(&whole)
+            .label_style(LABELS)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, (name, values)) in series.iter().enumerate() {
+            let color = CLASS_COLORS[i % CLASS_COLORS.len()];
+            let points = values.iter().enumerate().map(|(x, &y)| (x as f64, y));
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        if series.len() > 1 {
+            chart
+                .configure_series_labels()
+                .label_font(LABELS)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// Points coloured by class with a legend naming the classes: 2-D data, or an embedding
+/// projected to 2-D. `class_names[k]` names label `k`; empty names the classes `class k`.
+pub fn scatter(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &Points2d,
+    class_names: &[&str],
+) -> Result<Figure, Error> {
+    check_points(title, points)?;
+    let classes = points.labels.iter().max().map_or(0, |&k| k + 1);
+    if !class_names.is_empty() && classes > class_names.len() {
+        let problem = format!(
+            "label {} has no name: {} class names given; pass one per class, or none",
+            classes - 1,
+            class_names.len()
+        );
+        return Err(bad_input(title, problem));
+    }
+    let name = |k: usize| {
+        class_names
+            .get(k)
+            .map_or(format!("class {k}"), |n| n.to_string())
+    };
+    let (x_lo, x_hi) = padded_range(points.xy.iter().map(|p| p[0]));
+    let (y_lo, y_hi) = padded_range(points.xy.iter().map(|p| p[1]));
+    // Many points: smaller and see-through, so dense regions read as dense.
+    let (radius, opacity) = if points.len() > 500 {
+        (2, 0.6)
+    } else {
+        (4, 0.85)
+    };
+    Figure::draw(title, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, TITLE)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
+            .map_err(|e| e.to_string())?;
+        let (x_tick, y_tick) = (tick_labels(x_lo, x_hi), tick_labels(y_lo, y_hi));
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_label_formatter(&x_tick)
+            .y_label_formatter(&y_tick)
+            .label_style(LABELS)
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for k in 0..classes {
+            let color = CLASS_COLORS[k % CLASS_COLORS.len()];
+            let dots = points
+                .xy
+                .iter()
+                .zip(&points.labels)
+                .filter(|(_, &label)| label == k)
+                .map(|(&[x, y], _)| Circle::new((x, y), radius, color.mix(opacity).filled()));
+            chart
+                .draw_series(dots)
+                .map_err(|e| e.to_string())?
+                .label(name(k))
+                .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
+        }
+        if classes > 1 {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .label_font(LABELS)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// Points coloured by class over the regions a classifier assigns to each class.
+///
+/// `score` maps a point to a real number, positive for class 1; it is a `&dyn Fn` so a
+/// notebook cell passing a closure compiles no plotting code of its own.
+pub fn decision_boundary(
+    title: &str,
+    points: &Points2d,
+    score: &dyn Fn([f64; 2]) -> f64,
+) -> Result<Figure, Error> {
+    const CELLS: usize = 50;
+    check_points(title, points)?;
+    let (x_lo, x_hi) = padded_range(points.xy.iter().map(|p| p[0]));
+    let (y_lo, y_hi) = padded_range(points.xy.iter().map(|p| p[1]));
+    let (dx, dy) = ((x_hi - x_lo) / CELLS as f64, (y_hi - y_lo) / CELLS as f64);
+    Figure::draw(title, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, TITLE)
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
+            .map_err(|e| e.to_string())?;
+        let (x_tick, y_tick) = (tick_labels(x_lo, x_hi), tick_labels(y_lo, y_hi));
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_label_formatter(&x_tick)
+            .y_label_formatter(&y_tick)
+            .label_style(LABELS)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let regions = (0..CELLS * CELLS).map(|k| {
+            let (x, y) = (
+                x_lo + (k % CELLS) as f64 * dx,
+                y_lo + (k / CELLS) as f64 * dy,
+            );
+            let class = usize::from(score([x + dx / 2.0, y + dy / 2.0]) > 0.0);
+            Rectangle::new(
+                [(x, y), (x + dx, y + dy)],
+                CLASS_COLORS[class].mix(0.25).filled(),
+            )
+        });
+        chart.draw_series(regions).map_err(|e| e.to_string())?;
+        let dots = points
+            .xy
+            .iter()
+            .zip(&points.labels)
+            .map(|(&[x, y], &label)| {
+                Circle::new((x, y), 4, CLASS_COLORS[label % CLASS_COLORS.len()].filled())
+            });
+        chart.draw_series(dots).map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+/// Refuses points that would plot wrongly: none, a label count that does not match, NaN.
+fn check_points(title: &str, points: &Points2d) -> Result<(), Error> {
+    if points.is_empty() {
+        return Err(bad_input(title, "no points to draw"));
+    }
+    if points.labels.len() != points.xy.len() {
+        let problem = format!(
+            "{} points but {} labels; give each point one label",
+            points.xy.len(),
+            points.labels.len()
+        );
+        return Err(bad_input(title, problem));
+    }
+    check_finite(title, "the points", points.xy.iter().flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{assert_well_formed, has_text, hex};
+    use super::*;
+    use crate::data::two_moons;
+
+    #[test]
+    fn a_line_chart_has_a_path_per_series_and_a_legend() {
+        let (a, b) = ([3.0, 2.0, 1.5], [1.0, 0.5, 0.2]);
+        let fig = line_chart("Loss falls", "step", "loss", &[("train", &a), ("test", &b)]).unwrap();
+        assert!(fig.svg.starts_with("<svg"));
+        for text in ["Loss falls", "train", "test", "step", "loss"] {
+            assert!(has_text(&fig.svg, text), "no text {text:?} in the figure");
+        }
+        assert!(fig.svg.matches("<polyline").count() >= 2);
+        assert_well_formed(&fig.svg);
+    }
+
+    #[test]
+    fn one_series_needs_no_legend() {
+        let fig = line_chart("Loss", "step", "loss", &[("train", &[3.0, 2.0])]).unwrap();
+        assert!(!has_text(&fig.svg, "train"));
+    }
+
+    #[test]
+    fn a_log_chart_spans_orders_of_magnitude() {
+        let loss: Vec<f64> = (0..50).map(|i| 10f64.powf(-(i as f64) / 10.0)).collect();
+        let fig = line_chart_log("Loss", "step", "loss", &[("train", &loss)]).unwrap();
+        assert!(fig.svg.contains("<polyline"));
+        assert_well_formed(&fig.svg);
+    }
+
+    #[test]
+    fn a_log_chart_refuses_zero() {
+        let err = line_chart_log("Loss", "step", "loss", &[("train", &[1.0, 0.0])]).unwrap_err();
+        assert!(err.to_string().contains("log scale"), "{err}");
+    }
+
+    #[test]
+    fn line_charts_refuse_empty_and_nan_series() {
+        let nan = [1.0, f64::NAN];
+        for (series, says) in [
+            (&[][..], "no series"),
+            (&[("train", &[][..])][..], "no values"),
+            (&[("train", &nan[..])][..], "NaN at index 1"),
+        ] {
+            let err = line_chart("Loss", "step", "loss", series).unwrap_err();
+            assert!(err.to_string().contains(says), "{err}");
+            assert!(err.to_string().contains("\"Loss\""), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_scatter_colours_points_by_class_with_named_legend() {
+        let points = two_moons(30, 0.1, 0);
+        let fig = scatter("Moons", "x1", "x2", &points, &["upper", "lower"]).unwrap();
+        // 30 points and one legend marker per class.
+        assert_eq!(fig.svg.matches("<circle").count(), 30 + 2);
+        for text in ["Moons", "x1", "x2", "upper", "lower"] {
+            assert!(has_text(&fig.svg, text), "no text {text:?} in the figure");
+        }
+        for color in &CLASS_COLORS[..2] {
+            assert!(
+                fig.svg.contains(&hex(*color)),
+                "no {} in the figure",
+                hex(*color)
+            );
+        }
+        assert_well_formed(&fig.svg);
+    }
+
+    #[test]
+    fn a_scatter_names_unnamed_classes_by_number() {
+        let points = Points2d {
+            xy: vec![[0.0, 0.0], [1.0, 1.0], [2.0, 0.5]],
+            labels: vec![0, 2, 1],
+        };
+        let fig = scatter("Three", "a", "b", &points, &[]).unwrap();
+        for text in ["class 0", "class 1", "class 2"] {
+            assert!(has_text(&fig.svg, text), "no text {text:?} in the figure");
+        }
+    }
+
+    #[test]
+    fn a_scatter_refuses_bad_points() {
+        let nan = Points2d {
+            xy: vec![[0.0, f64::NAN]],
+            labels: vec![0],
+        };
+        let unlabelled = Points2d {
+            xy: vec![[0.0, 0.0], [1.0, 1.0]],
+            labels: vec![0],
+        };
+        let empty = Points2d {
+            xy: vec![],
+            labels: vec![],
+        };
+        let unnamed = Points2d {
+            xy: vec![[0.0, 0.0], [1.0, 1.0]],
+            labels: vec![0, 2],
+        };
+        for (points, says) in [
+            (&nan, "NaN"),
+            (&unlabelled, "2 points but 1 labels"),
+            (&empty, "no points"),
+            (&unnamed, "label 2 has no name"),
+        ] {
+            let err = scatter("S", "x", "y", points, &["a", "b"]).unwrap_err();
+            assert!(err.to_string().contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_decision_boundary_colours_both_regions() {
+        let points = two_moons(20, 0.1, 0);
+        let fig = decision_boundary("x > 0.5", &points, &|p| p[0] - 0.5).unwrap();
+        assert!(fig.svg.matches("<rect").count() >= 50 * 50);
+        assert_eq!(fig.svg.matches("<circle").count(), 20);
+        for color in &CLASS_COLORS[..2] {
+            assert!(
+                fig.svg.contains(&hex(*color)),
+                "no {} in the figure",
+                hex(*color)
+            );
+        }
+        assert_well_formed(&fig.svg);
+    }
+}
