@@ -1,7 +1,8 @@
 //! mustknow: the machine-learning must-knows, taught as Rust notebooks and checked.
 //!
 //! One module per notebook section (`backprop` is `notebooks/01_backprop.ipynb`), plus
-//! small shared modules: [`data`], [`plot`], [`seed`]. Notebooks start with
+//! small shared modules: [`data`] (datasets and mini-batches), [`train`] (the training
+//! loop), [`plot`] (figures), [`display`] (tables), [`seed`]. Notebooks start with
 //! `use mustknow::prelude::*;`.
 
 pub mod backprop;
@@ -10,14 +11,24 @@ pub mod display;
 mod error;
 pub mod plot;
 pub mod seed;
+pub mod train;
 
 pub use error::Error;
+// The libraries notebooks use directly (evcxr sees only crates loaded with `:dep`).
+pub use dfdx;
+pub use plotters;
+pub use polars;
 
 /// What every notebook imports.
 pub mod prelude {
-    pub use crate::data::{two_moons, Points2d};
-    pub use crate::plot::{decision_boundary, line_chart, Figure};
+    pub use crate::data::{two_moons, ImageSet, MiniBatches, Points2d, Standardizer};
+    pub use crate::display::{Show, Table};
+    pub use crate::plot::{
+        decision_boundary, heatmap, image_grid, line_chart, line_chart_log, scatter, Figure,
+    };
     pub use crate::seed::notebook_seed;
+    pub use crate::train::{fit_classifier, TrainConfig};
     pub use crate::Error;
+    pub use dfdx::prelude::*;
     pub use rand::{rngs::StdRng, Rng, SeedableRng};
 }
