@@ -11,6 +11,7 @@ pub mod display;
 mod error;
 pub mod plot;
 pub mod seed;
+pub mod tour;
 pub mod train;
 
 pub use error::Error;

@@ -142,7 +142,7 @@ where
     O: Optimizer<M, Cpu, f32>,
 {
     let dev = Cpu::default();
-    let progress = Progress::new(config.epochs * train.batches_per_epoch(), config.log_every);
+    let progress = Progress::new(config.epochs, train.batches_per_epoch(), config.log_every);
     let mut grads = model.alloc_grads();
     let mut history = History::default();
     for epoch in 1..=config.epochs {
@@ -244,21 +244,27 @@ fn ensure_finite(
 }
 
 /// Progress: a bar in a terminal; in a notebook (stdout is not a terminal) a short line
-/// every `log_every` steps and after each epoch, since stdout streams into the cell.
+/// every `log_every` steps and after about ten evenly spaced epochs, since stdout streams
+/// into the cell.
 struct Progress {
     bar: Option<ProgressBar>,
     log_every: usize,
+    epochs: usize,
 }
 
 impl Progress {
-    fn new(total_steps: usize, log_every: usize) -> Progress {
+    fn new(epochs: usize, steps_per_epoch: usize, log_every: usize) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let style =
                 ProgressStyle::with_template("{bar:30} {pos}/{len} steps, {msg} [{elapsed}<{eta}]")
                     .expect("a valid template");
-            ProgressBar::new(total_steps as u64).with_style(style)
+            ProgressBar::new((epochs * steps_per_epoch) as u64).with_style(style)
         });
-        Progress { bar, log_every }
+        Progress {
+            bar,
+            log_every,
+            epochs,
+        }
     }
 
     fn step(&self, record: &StepRecord) {
@@ -278,6 +284,10 @@ impl Progress {
     }
 
     fn epoch(&self, r: &EpochRecord) {
+        let last = r.epoch == self.epochs;
+        if self.bar.is_none() && !last && !r.epoch.is_multiple_of(self.epochs.div_ceil(10)) {
+            return;
+        }
         let line = format!(
             "epoch {}: train loss {:.4}, accuracy {:.3} | test loss {:.4}, accuracy {:.3}",
             r.epoch, r.train_loss, r.train_accuracy, r.test_loss, r.test_accuracy
