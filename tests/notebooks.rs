@@ -156,6 +156,9 @@ fn python(root: &Path) -> Result<PathBuf, String> {
 /// Runs the executor on one notebook and reads its report.
 fn execute(python: &Path, root: &Path, notebook: &Path, out: &Path) -> Report {
     let mut command = Command::new(python);
+    // One evcxr build folder for all kernels, which run one at a time: the crate compiled
+    // by the previous kernel is reused, not rebuilt (evcxr's cache holds only registry crates).
+    command.env("EVCXR_TMPDIR", root.join("target/evcxr"));
     command
         .arg(root.join("tests/execute_notebook.py"))
         .arg(notebook)
