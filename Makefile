@@ -8,13 +8,15 @@ PYTHON := $(VENV)/bin/python
 EVCXR_VERSION := 0.22.0
 EVCXR := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin/evcxr_jupyter
 KERNEL_DIR := $(VENV)/share/jupyter
+# Jupyter refuses to run as root unless told; containers often run as root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: lab test setup evcxr kernel
 
 lab: setup
 	@echo "Opening JupyterLab on notebooks/ (the URL follows). The first notebook's first cell"
 	@echo "compiles the crate's dependencies, about 5 minutes once; later kernels start in seconds."
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ALLOW_ROOT) $(LAB_ARGS)
 
 test: setup
 	MUSTKNOW_PYTHON=$(PYTHON) cargo test --release
