@@ -11,7 +11,7 @@ KERNEL_DIR := $(VENV)/share/jupyter
 # Jupyter refuses to run as root unless told; containers often run as root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test setup evcxr kernel
+.PHONY: lab test setup evcxr kernel clear-outputs
 
 lab: setup
 	@echo "Opening JupyterLab on notebooks/ (the URL follows). The first notebook's first cell"
@@ -22,6 +22,10 @@ test: setup
 	MUSTKNOW_PYTHON=$(PYTHON) cargo test --release
 
 setup: kernel $(VENV)/.requirements-installed
+
+# Notebooks are stored without outputs: run this after saving a notebook you ran in the lab.
+clear-outputs: $(VENV)/.requirements-installed
+	$(VENV)/bin/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb
 
 # Installs evcxr_jupyter when it is missing or at another version.
 evcxr:

@@ -50,7 +50,7 @@ fn notebooks_are_stored_without_outputs() {
         for cell in code_cells(&notebook) {
             let clean = cell["outputs"].as_array().is_some_and(|o| o.is_empty())
                 && cell["execution_count"].is_null();
-            assert!(clean, "{} is stored with outputs: clear them (the runner keeps executed copies in target/notebooks/)", path.display());
+            assert!(clean, "{} is stored with outputs: run `make clear-outputs` (the runner keeps executed copies in target/notebooks/)", path.display());
         }
     }
 }
