@@ -35,6 +35,8 @@ SETUP_HINT = "run `make test` (or `make setup`) once to install it"
 # arrive just after the cell reported that it finished (seen: 2 cells in 30, 1 ms late);
 # wait this long for stragglers.
 LATE_OUTPUT_S = 0.25
+# After the last cell nothing follows that would reveal a lost panic, so wait longer.
+LATE_OUTPUT_LAST_S = 2.0
 
 
 def kernel_problem():
@@ -65,14 +67,14 @@ def cell_failure(cell):
     return None
 
 
-def collect_late_output(client, cell):
-    """Adds to `cell` the stream output that arrives within LATE_OUTPUT_S after it ended.
+def collect_late_output(client, cell, seconds):
+    """Adds to `cell` the stream output that arrives within `seconds` after it ended.
 
     nbclient stops listening once a cell reports that it is done, and drops messages of a
     finished cell when the next one runs; one cell runs at a time, so what comes in now
     belongs to the cell that just ran.
     """
-    deadline = time.monotonic() + LATE_OUTPUT_S
+    deadline = time.monotonic() + seconds
     while (remaining := deadline - time.monotonic()) > 0:
         try:
             message = run_sync(client.kc.get_iopub_msg)(timeout=remaining)
@@ -115,7 +117,8 @@ def execute(notebook, folder, cell_timeout_s, dep_timeout_s):
                 return False, f"{where} timed out after {limit} s", timings
             except DeadKernelError:
                 return False, f"the kernel died in {where}", timings
-            collect_late_output(client, cell)
+            last = number == len(code_cells)
+            collect_late_output(client, cell, LATE_OUTPUT_LAST_S if last else LATE_OUTPUT_S)
             timings.append([number, round(time.monotonic() - start, 2)])
             failure = cell_failure(cell)
             expected = "raises-exception" in cell.metadata.get("tags", [])

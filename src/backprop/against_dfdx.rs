@@ -143,8 +143,8 @@ mod tests {
 
     #[test]
     fn the_mlp_gradients_match_dfdx() {
-        let data = two_moons(30, 0.1, 1);
-        let mlp = Mlp::new(&[2, 16, 16, 1], &mut StdRng::seed_from_u64(1));
+        let data = two_moons(30, 0.1, 1).unwrap();
+        let mlp = Mlp::new(&[2, 16, 16, 1], &mut StdRng::seed_from_u64(1)).unwrap();
         let ours = mlp_gradients(&mlp, &data);
         let theirs = mlp_gradients_dfdx(&mlp, &data).unwrap();
         assert!(
@@ -156,8 +156,8 @@ mod tests {
 
     #[test]
     fn a_wrong_shape_is_an_error_not_a_panic() {
-        let mlp = Mlp::new(&[2, 8, 1], &mut StdRng::seed_from_u64(0));
-        let err = mlp_gradients_dfdx(&mlp, &two_moons(4, 0.1, 0)).unwrap_err();
+        let mlp = Mlp::new(&[2, 8, 1], &mut StdRng::seed_from_u64(0)).unwrap();
+        let err = mlp_gradients_dfdx(&mlp, &two_moons(4, 0.1, 0).unwrap()).unwrap_err();
         assert!(err.to_string().contains("[2, 16, 16, 1]"), "{err}");
     }
 

@@ -2,6 +2,7 @@
 //! one `backward()` on the loss gives the gradient of every parameter.
 
 use super::Value;
+use crate::Error;
 use rand::Rng;
 use rand_distr::Uniform;
 
@@ -67,14 +68,23 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    pub fn new(sizes: &[usize], rng: &mut impl Rng) -> Mlp {
+    /// An MLP with layer widths `sizes`, input first: at least two widths, none zero.
+    pub fn new(sizes: &[usize], rng: &mut impl Rng) -> Result<Mlp, Error> {
+        if sizes.len() < 2 || sizes.contains(&0) {
+            return Err(Error::InvalidArgument {
+                what: "the MLP's layer sizes",
+                expected:
+                    "an input width then at least one layer width, none zero, such as [2, 16, 1]",
+                got: format!("{sizes:?}"),
+            });
+        }
         let last = sizes.len() - 2;
         let layers = sizes
             .windows(2)
             .enumerate()
             .map(|(i, io)| Layer::new(io[0], io[1], i != last, rng))
             .collect();
-        Mlp { layers }
+        Ok(Mlp { layers })
     }
 
     /// The layer widths, input first: the inverse of [`Mlp::new`].
@@ -111,15 +121,23 @@ mod tests {
 
     #[test]
     fn counts_parameters_like_micrograd() {
-        let mlp = Mlp::new(&[2, 16, 16, 1], &mut StdRng::seed_from_u64(0));
+        let mlp = Mlp::new(&[2, 16, 16, 1], &mut StdRng::seed_from_u64(0)).unwrap();
         // (2*16 + 16) + (16*16 + 16) + (16*1 + 1)
         assert_eq!(mlp.parameters().len(), 337);
         assert_eq!(mlp.sizes(), vec![2, 16, 16, 1]);
     }
 
     #[test]
+    fn too_few_or_empty_layers_are_an_error() {
+        let mut rng = StdRng::seed_from_u64(0);
+        assert!(Mlp::new(&[2], &mut rng).is_err());
+        let err = Mlp::new(&[2, 0, 1], &mut rng).err().unwrap();
+        assert!(err.to_string().contains("but got [2, 0, 1]"), "{err}");
+    }
+
+    #[test]
     fn hidden_layers_use_relu_and_the_output_is_linear() {
-        let mlp = Mlp::new(&[3, 4, 2], &mut StdRng::seed_from_u64(1));
+        let mlp = Mlp::new(&[3, 4, 2], &mut StdRng::seed_from_u64(1)).unwrap();
         assert!(mlp.layers[0].neurons.iter().all(|n| n.relu));
         assert!(mlp.layers[1].neurons.iter().all(|n| !n.relu));
     }
