@@ -38,8 +38,11 @@ evcxr:
 kernel: evcxr $(VENV)/.requirements-installed
 	@JUPYTER_PATH=$(KERNEL_DIR) $(EVCXR) --install > /dev/null
 
+# A failed venv (Debian without python3-venv) would leave a python without pip: remove it.
 $(PYTHON):
-	python3 -m venv $(VENV)
+	python3 -m venv $(VENV) || { rm -rf $(VENV); \
+		echo "python3 -m venv failed: install Python's venv module (Debian/Ubuntu: apt install python3-venv), then run make again"; \
+		exit 1; }
 
 $(VENV)/.requirements-installed: requirements.txt | $(PYTHON)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt

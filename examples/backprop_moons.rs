@@ -10,8 +10,8 @@ fn main() -> Result<(), Error> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    let moons = two_moons(100, 0.1, seed);
-    let mlp = Mlp::new(&[2, 16, 16, 1], &mut StdRng::seed_from_u64(seed));
+    let moons = two_moons(100, 0.1, seed)?;
+    let mlp = Mlp::new(&[2, 16, 16, 1], &mut StdRng::seed_from_u64(seed))?;
     let history = backprop::train(&mlp, &moons, 100, 1e-4);
     let last = history.last().expect("trained for at least one step");
     println!(

@@ -12,7 +12,7 @@ fn main() -> Result<(), Error> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let (train, test) = digits()?.split(0.2, seed);
+    let (train, test) = digits()?.split(0.2, seed)?;
     let history = train_digits_mlp(&train, &test, 30, seed)?;
     println!("{}", history.epochs_frame()?);
 

@@ -9,6 +9,12 @@ pub enum Error {
         expected: String,
         got: String,
     },
+    #[error("{what} should be {expected}, but got {got}")]
+    InvalidArgument {
+        what: &'static str,
+        expected: &'static str,
+        got: String,
+    },
     #[error("MUSTKNOW_SEED={0:?} is not a seed: set it to a whole number such as 7, or unset it")]
     BadSeed(String),
     #[error("{quantity} is {value} at epoch {epoch}, step {step}: lower the learning rate, or look for NaN or infinite values in the inputs")]
@@ -29,19 +35,19 @@ pub enum Error {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("data file {} is missing: restore it with `git checkout -- data/{name}`", path.display())]
+    #[error("data file {} is missing: restore it from the repository (`git checkout -- data/{name}`)", path.display())]
     DataMissing {
         name: String,
         path: std::path::PathBuf,
     },
-    #[error("data file {} is corrupt: its sha256 is {got} but should be {expected}; restore it with `git checkout -- data/{name}`", path.display())]
+    #[error("data file {} is corrupt: its sha256 is {got} but should be {expected}; restore it from the repository (`git checkout -- data/{name}`)", path.display())]
     DataChecksum {
         name: String,
         path: std::path::PathBuf,
         expected: String,
         got: String,
     },
-    #[error("data file {} is not in the expected format: {problem}; restore it with `git checkout -- data/{name}`", path.display())]
+    #[error("data file {} is not in the expected format: {problem}; restore it from the repository (`git checkout -- data/{name}`)", path.display())]
     DataFormat {
         name: String,
         path: std::path::PathBuf,

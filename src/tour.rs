@@ -46,7 +46,7 @@ mod tests {
 
     #[test]
     fn the_digits_mlp_learns_the_digits() {
-        let (train, test) = digits().unwrap().split(0.2, 0);
+        let (train, test) = digits().unwrap().split(0.2, 0).unwrap();
         let history = train_digits_mlp(&train, &test, 20, 0).unwrap();
         let last = history.last().unwrap();
         assert!(last.test_accuracy > 0.9, "{last:?}");

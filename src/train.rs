@@ -314,7 +314,7 @@ mod tests {
     type Net = (Linear<2, 16>, ReLU, Linear<16, 2>);
 
     fn moons(n: usize, seed: u64, batch_size: usize) -> MiniBatches<2> {
-        let points = two_moons(n, 0.1, seed);
+        let points = two_moons(n, 0.1, seed).unwrap();
         let features = points.xy.iter().flatten().map(|&v| v as f32).collect();
         MiniBatches::new(&Cpu::default(), features, points.labels, batch_size, seed).unwrap()
     }

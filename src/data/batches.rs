@@ -50,6 +50,14 @@ impl<const F: usize> MiniBatches<F> {
                 got: "0".to_owned(),
             });
         }
+        if labels.is_empty() {
+            // A loss and accuracy averaged over nothing would read as real measurements.
+            return Err(Error::ShapeMismatch {
+                what: "the number of examples",
+                expected: "at least 1".to_owned(),
+                got: "0".to_owned(),
+            });
+        }
         Ok(MiniBatches {
             dev: dev.clone(),
             features,

@@ -80,7 +80,19 @@ impl Embeddings {
 
     /// The `k` words whose vectors are closest to `query` by cosine similarity, most
     /// similar first, leaving out `exclude` (the words a query was built from).
-    pub fn nearest(&self, query: &[f32], k: usize, exclude: &[&str]) -> Vec<(&str, f32)> {
+    pub fn nearest(
+        &self,
+        query: &[f32],
+        k: usize,
+        exclude: &[&str],
+    ) -> Result<Vec<(&str, f32)>, Error> {
+        if query.len() != self.dim {
+            return Err(Error::ShapeMismatch {
+                what: "the query vector",
+                expected: format!("{} values, the embeddings' dimension", self.dim),
+                got: format!("{} values", query.len()),
+            });
+        }
         let query_norm = dot(query, query).sqrt();
         let mut scored: Vec<(usize, f32)> = self
             .vectors
@@ -101,10 +113,10 @@ impl Embeddings {
             scored.truncate(k);
         }
         scored.sort_by(by_similarity);
-        scored
+        Ok(scored
             .into_iter()
             .map(|(i, s)| (self.words[i].as_str(), s))
-            .collect()
+            .collect())
     }
 }
 
@@ -197,6 +209,7 @@ mod tests {
         let france = glove.vector("france").unwrap();
         let near: Vec<&str> = glove
             .nearest(france, 5, &["france"])
+            .unwrap()
             .iter()
             .map(|n| n.0)
             .collect();
@@ -209,7 +222,7 @@ mod tests {
         let glove = glove().unwrap();
         let [king, man, woman] = ["king", "man", "woman"].map(|w| glove.vector(w).unwrap());
         let query: Vec<f32> = (0..50).map(|i| king[i] - man[i] + woman[i]).collect();
-        let best = glove.nearest(&query, 1, &["king", "man", "woman"]);
+        let best = glove.nearest(&query, 1, &["king", "man", "woman"]).unwrap();
         assert_eq!(best[0].0, "queen");
     }
 
@@ -217,13 +230,14 @@ mod tests {
     fn nearest_ranks_by_cosine() {
         let words = ["a", "b", "c"].map(String::from).to_vec();
         let table = Embeddings::new(words, vec![1.0, 0.0, 1.0, 1.0, 0.0, 3.0], 2).unwrap();
-        let near = table.nearest(&[1.0, 0.1], 3, &[]);
+        let near = table.nearest(&[1.0, 0.1], 3, &[]).unwrap();
         assert_eq!(
             near.iter().map(|n| n.0).collect::<Vec<_>>(),
             ["a", "b", "c"]
         );
         assert!((near[1].1 - (1.1 / (2f32.sqrt() * 1.01f32.sqrt()))).abs() < 1e-6);
         assert!(Embeddings::new(vec!["a".into()], vec![1.0], 2).is_err());
+        assert!(table.nearest(&[1.0], 3, &[]).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
+use std::time::SystemTime;
 
 /// A file of the data folder and the sha256 it must have (`data/README.md` describes each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,15 +109,16 @@ impl DataDir {
         self.root.join(file.name)
     }
 
-    /// The file's contents, its checksum verified (once per process) and gunzipped when
-    /// its name ends in `.gz`.
+    /// The file's contents, its checksum verified (once per process, and again if the
+    /// file's size or modification time changed since) and gunzipped when its name ends
+    /// in `.gz`.
     pub fn read(&self, file: &DataFile) -> Result<Vec<u8>, Error> {
         let path = self.path(file);
         let raw = read_raw(file, &path)?;
         if !verified()
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(&path)
+            .contains(&fingerprint(&path, &raw))
         {
             check_sha256(file, &path, &raw)?;
         }
@@ -143,9 +145,18 @@ impl DataDir {
     }
 }
 
-/// The paths whose checksum this process has already verified.
-fn verified() -> &'static Mutex<HashSet<PathBuf>> {
-    static VERIFIED: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+/// A file as this process last verified it: where, how long, when last modified. A file
+/// replaced or truncated later (in a long-lived notebook kernel) no longer matches.
+type Fingerprint = (PathBuf, usize, Option<SystemTime>);
+
+fn fingerprint(path: &Path, bytes: &[u8]) -> Fingerprint {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    (path.to_owned(), bytes.len(), modified)
+}
+
+/// The files whose checksum this process has already verified.
+fn verified() -> &'static Mutex<HashSet<Fingerprint>> {
+    static VERIFIED: OnceLock<Mutex<HashSet<Fingerprint>>> = OnceLock::new();
     VERIFIED.get_or_init(Default::default)
 }
 
@@ -170,12 +181,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Compares the file's checksum with the table's, remembering the path when they match.
+/// Compares the file's checksum with the table's, remembering the file when they match.
 fn check_sha256(file: &DataFile, path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let got = sha256_hex(bytes);
     if got == file.sha256 {
         let mut verified = verified().lock().unwrap_or_else(|e| e.into_inner());
-        verified.insert(path.to_owned());
+        verified.insert(fingerprint(path, bytes));
         Ok(())
     } else {
         Err(Error::DataChecksum {

@@ -58,18 +58,19 @@ impl ImageSet {
     /// A seeded random split into `(train, test)`, `test` holding `test_fraction` of the
     /// images (rounded). Not stratified: with thousands of images the class shares barely move.
     ///
-    /// # Panics
-    /// When `test_fraction` is outside `0..=1`.
-    pub fn split(&self, test_fraction: f64, seed: u64) -> (ImageSet, ImageSet) {
-        assert!(
-            (0.0..=1.0).contains(&test_fraction),
-            "test_fraction should be between 0 and 1, got {test_fraction}"
-        );
+    pub fn split(&self, test_fraction: f64, seed: u64) -> Result<(ImageSet, ImageSet), Error> {
+        if !(0.0..=1.0).contains(&test_fraction) {
+            return Err(Error::InvalidArgument {
+                what: "the test fraction of a split",
+                expected: "between 0 and 1, such as 0.2",
+                got: test_fraction.to_string(),
+            });
+        }
         let mut order: Vec<usize> = (0..self.len()).collect();
         order.shuffle(&mut StdRng::seed_from_u64(seed));
         let n_test = (self.len() as f64 * test_fraction).round() as usize;
         let (test, train) = order.split_at(n_test);
-        (self.subset(train), self.subset(test))
+        Ok((self.subset(train), self.subset(test)))
     }
 }
 
@@ -322,10 +323,11 @@ mod tests {
     #[test]
     fn a_split_is_sized_seeded_and_disjoint() {
         let set = digits().unwrap();
-        let (train, test) = set.split(0.2, 7);
+        let (train, test) = set.split(0.2, 7).unwrap();
         assert_eq!((train.len(), test.len()), (1438, 359));
-        assert_eq!(set.split(0.2, 7), (train.clone(), test.clone()));
-        assert_ne!(set.split(0.2, 8).1, test);
+        assert_eq!(set.split(0.2, 7).unwrap(), (train.clone(), test.clone()));
+        assert_ne!(set.split(0.2, 8).unwrap().1, test);
+        assert!(set.split(1.5, 8).is_err());
         let mut all: Vec<_> = train
             .pixels
             .chunks(64)

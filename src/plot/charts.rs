@@ -330,7 +330,7 @@ mod tests {
 
     #[test]
     fn a_scatter_colours_points_by_class_with_named_legend() {
-        let points = two_moons(30, 0.1, 0);
+        let points = two_moons(30, 0.1, 0).unwrap();
         let fig = scatter("Moons", "x1", "x2", &points, &["upper", "lower"]).unwrap();
         // 30 points and one legend marker per class.
         assert_eq!(fig.svg.matches("<circle").count(), 30 + 2);
@@ -390,7 +390,7 @@ mod tests {
 
     #[test]
     fn a_decision_boundary_colours_both_regions() {
-        let points = two_moons(20, 0.1, 0);
+        let points = two_moons(20, 0.1, 0).unwrap();
         let fig = decision_boundary("x > 0.5", &points, &|p| p[0] - 0.5).unwrap();
         assert!(fig.svg.matches("<rect").count() >= 50 * 50);
         assert_eq!(fig.svg.matches("<circle").count(), 20);

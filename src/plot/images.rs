@@ -137,7 +137,8 @@ fn grid(
     let columns = columns.min(images.len());
     let rows = images.len().div_ceil(columns);
     // Fill the standard width when the column count allows, keeping pictures readable.
-    let fit = (SIZE.0 as usize - 2 * MARGIN - (columns - 1) * GAP) / columns;
+    let room = (SIZE.0 as usize).saturating_sub(2 * MARGIN + (columns - 1) * GAP);
+    let fit = room / columns;
     let long = fit.clamp(TILE.0, TILE.1);
     let (tile_w, tile_h) = if width >= height {
         (long, (long * height / width).max(1))

@@ -126,7 +126,10 @@ fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     if lo > hi {
         return (0.0, 1.0);
     }
-    let pad = ((hi - lo) * 0.05).max(1e-9);
+    // 5% of the span; a constant series (an accuracy stuck at 1.0) gets 5% of its size,
+    // or ±0.5 around zero, instead of an axis a billionth wide.
+    let pad = ((hi - lo) * 0.05).max(hi.abs().max(lo.abs()) * 0.05);
+    let pad = if pad > 0.0 { pad } else { 0.5 };
     (lo - pad, hi + pad)
 }
 
@@ -284,7 +287,7 @@ mod tests {
     fn gallery() {
         let dir = std::env::temp_dir().join("mustknow-gallery");
         std::fs::create_dir_all(&dir).unwrap();
-        let moons = crate::data::two_moons(200, 0.1, 0);
+        let moons = crate::data::two_moons(200, 0.1, 0).unwrap();
         let train: Vec<f64> = (0..100)
             .map(|i| 2.0 * (-(i as f64) / 20.0).exp() + 0.01)
             .collect();
