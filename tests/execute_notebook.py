@@ -117,9 +117,9 @@ def execute(notebook, folder, cell_timeout_s, dep_timeout_s):
                 return False, f"{where} timed out after {limit} s", timings
             except DeadKernelError:
                 return False, f"the kernel died in {where}", timings
+            timings.append([number, round(time.monotonic() - start, 2)])
             last = number == len(code_cells)
             collect_late_output(client, cell, LATE_OUTPUT_LAST_S if last else LATE_OUTPUT_S)
-            timings.append([number, round(time.monotonic() - start, 2)])
             failure = cell_failure(cell)
             expected = "raises-exception" in cell.metadata.get("tags", [])
             if failure and not expected:
