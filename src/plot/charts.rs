@@ -114,16 +114,24 @@ where
                 });
         }
         if series.len() > 1 {
-            chart
-                .configure_series_labels()
-                .label_font(LABELS)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| e.to_string())?;
+            draw_legend(&mut chart)?;
         }
         Ok(())
     })
+}
+
+/// The legend of a chart's labelled series, in the upper right, the same in every chart.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(LABELS)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 /// Points coloured by class with a legend naming the classes: 2-D data, or an embedding
@@ -192,14 +200,7 @@ pub fn scatter(
                 .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
         }
         if classes > 1 {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font(LABELS)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| e.to_string())?;
+            draw_legend(&mut chart)?;
         }
         Ok(())
     })
