@@ -62,4 +62,12 @@ pub enum Error {
     TableColumn { column: String, problem: String },
     #[error("cannot draw the figure {title:?}: {problem}")]
     FigureInput { title: String, problem: String },
+    #[error("the tensor device failed ({0}): free memory, or use smaller batches")]
+    Device(dfdx::tensor::CpuError),
+}
+
+impl From<dfdx::tensor::CpuError> for Error {
+    fn from(e: dfdx::tensor::CpuError) -> Error {
+        Error::Device(e)
+    }
 }

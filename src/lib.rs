@@ -9,6 +9,7 @@ pub mod backprop;
 pub mod data;
 pub mod display;
 mod error;
+pub mod nn;
 pub mod plot;
 pub mod seed;
 pub mod tour;

@@ -1,0 +1,604 @@
+//! 2-D convolution (LeCun et al., 1989) as a dfdx op and layer, on stable Rust: im2col
+//! turns every patch into a column, one matrix product per image and group filters them
+//! all, and the backward pass is two more products plus the adjoint of im2col.
+//! Taught in notebook 04 (convolutional networks).
+
+use super::im2col::{Plane, Window};
+use super::matmul::{matmul, Mat};
+use super::tape::record_binary;
+use crate::Error;
+use dfdx::prelude::*;
+use dfdx::tensor::CpuError;
+use rand_distr::Uniform;
+use rayon::prelude::*;
+
+/// Stride, padding, dilation and groups of a convolution, named as in PyTorch's
+/// `nn.Conv2d`. The kernel size comes from the weight's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+    pub groups: usize,
+}
+
+impl Default for ConvSpec {
+    fn default() -> ConvSpec {
+        ConvSpec {
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+}
+
+impl ConvSpec {
+    pub fn stride(self, stride: usize) -> ConvSpec {
+        ConvSpec { stride, ..self }
+    }
+    pub fn padding(self, padding: usize) -> ConvSpec {
+        ConvSpec { padding, ..self }
+    }
+    pub fn dilation(self, dilation: usize) -> ConvSpec {
+        ConvSpec { dilation, ..self }
+    }
+    pub fn groups(self, groups: usize) -> ConvSpec {
+        ConvSpec { groups, ..self }
+    }
+
+    pub(crate) fn window(&self, kernel: usize) -> Result<Window, Error> {
+        for (what, value) in [
+            ("the kernel size", kernel),
+            ("the stride", self.stride),
+            ("the dilation", self.dilation),
+            ("the number of groups", self.groups),
+        ] {
+            if value == 0 {
+                return Err(Error::InvalidArgument {
+                    what,
+                    expected: "at least 1",
+                    got: "0".into(),
+                });
+            }
+        }
+        Ok(Window {
+            kernel,
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+        })
+    }
+}
+
+/// The sizes of one convolution: `batch` images, each `groups` groups of
+/// `plane.channels` channels, each group filtered by `out_per_group` kernels. Its three
+/// methods are the forward pass and the two gradients; the transposed convolution is the
+/// same three, used in another order.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Conv {
+    pub batch: usize,
+    pub groups: usize,
+    pub out_per_group: usize,
+    pub plane: Plane,
+}
+
+impl Conv {
+    fn in_len(&self) -> usize {
+        self.groups * self.plane.image_len()
+    }
+
+    fn out_len(&self) -> usize {
+        self.groups * self.out_per_group * self.plane.positions()
+    }
+
+    fn cols_len(&self) -> usize {
+        self.groups * self.plane.patch_len() * self.plane.positions()
+    }
+
+    /// Group `g`'s kernels as an `out_per_group × patch_len` matrix.
+    fn kernels<'a>(&self, w: &'a [f32], g: usize) -> Mat<'a> {
+        let (rows, cols) = (self.out_per_group, self.plane.patch_len());
+        Mat::rows(&w[g * rows * cols..][..rows * cols], rows, cols)
+    }
+
+    /// One product per image on each of rayon's threads when the batch is large enough to
+    /// share out, otherwise each product split across all threads.
+    fn threads_per_product(&self) -> usize {
+        let threads = rayon::current_num_threads();
+        if self.batch >= threads {
+            1
+        } else {
+            threads
+        }
+    }
+
+    /// The output (`batch × groups·out_per_group × positions`) and, if `keep_patches`,
+    /// every image's patch matrices, which the weight gradient reuses.
+    pub fn forward(&self, x: &[f32], w: &[f32], keep_patches: bool) -> (Vec<f32>, Vec<f32>) {
+        let mut out = vec![0.0; self.batch * self.out_len()];
+        let images = out
+            .par_chunks_mut(self.out_len())
+            .zip(x.par_chunks(self.in_len()));
+        if keep_patches {
+            let mut cols = vec![0.0; self.batch * self.cols_len()];
+            images
+                .zip(cols.par_chunks_mut(self.cols_len()))
+                .for_each(|((out, x), cols)| self.forward_image(x, w, cols, out));
+            (out, cols)
+        } else {
+            let scratch = || vec![0.0; self.cols_len()];
+            images.for_each_init(scratch, |cols, (out, x)| {
+                self.forward_image(x, w, cols, out)
+            });
+            (out, Vec::new())
+        }
+    }
+
+    fn forward_image(&self, x: &[f32], w: &[f32], cols: &mut [f32], out: &mut [f32]) {
+        let (positions, threads) = (self.plane.positions(), self.threads_per_product());
+        let groups = x
+            .chunks_exact(self.plane.image_len())
+            .zip(cols.chunks_exact_mut(self.plane.patch_len() * positions))
+            .zip(out.chunks_exact_mut(self.out_per_group * positions));
+        for (g, ((x, cols), out)) in groups.enumerate() {
+            self.plane.im2col(x, cols);
+            let patches = Mat::rows(cols, self.plane.patch_len(), positions);
+            matmul(out, self.kernels(w, g), patches, false, threads);
+        }
+    }
+
+    /// Adds ∂L/∂w = Σ over images of ∂L/∂out · patchesᵀ to `grad_w`. Each thread sums its
+    /// share of the batch into its own buffer; the buffers are added at the end.
+    pub fn weight_grad(&self, cols: &[f32], grad_out: &[f32], grad_w: &mut [f32]) {
+        let (positions, patch) = (self.plane.positions(), self.plane.patch_len());
+        let threads = rayon::current_num_threads().min(self.batch).max(1);
+        let per_thread = self.batch.div_ceil(threads);
+        let partials: Vec<Vec<f32>> = (0..threads)
+            .into_par_iter()
+            .map(|t| {
+                let mut sum = vec![0.0; grad_w.len()];
+                for b in (t * per_thread..(t + 1) * per_thread).take_while(|&b| b < self.batch) {
+                    let cols = &cols[b * self.cols_len()..][..self.cols_len()];
+                    let grad_out = &grad_out[b * self.out_len()..][..self.out_len()];
+                    let groups = sum
+                        .chunks_exact_mut(self.out_per_group * patch)
+                        .zip(grad_out.chunks_exact(self.out_per_group * positions))
+                        .zip(cols.chunks_exact(patch * positions));
+                    for ((sum, grad_out), cols) in groups {
+                        let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
+                        let patches = Mat::rows(cols, patch, positions).t();
+                        matmul(sum, grad_out, patches, true, self.threads_per_product());
+                    }
+                }
+                sum
+            })
+            .collect();
+        for partial in partials {
+            grad_w.iter_mut().zip(partial).for_each(|(g, p)| *g += p);
+        }
+    }
+
+    /// Adds ∂L/∂x to `grad_x`: each image's patch gradients kernelsᵀ · ∂L/∂out, folded back
+    /// onto the pixels they came from (col2im).
+    pub fn input_grad(&self, w: &[f32], grad_out: &[f32], grad_x: &mut [f32]) {
+        let (positions, patch) = (self.plane.positions(), self.plane.patch_len());
+        let scratch = || vec![0.0; patch * positions];
+        grad_x
+            .par_chunks_mut(self.in_len())
+            .zip(grad_out.par_chunks(self.out_len()))
+            .for_each_init(scratch, |cols, (grad_x, grad_out)| {
+                let groups = grad_x
+                    .chunks_exact_mut(self.plane.image_len())
+                    .zip(grad_out.chunks_exact(self.out_per_group * positions));
+                for (g, (grad_x, grad_out)) in groups.enumerate() {
+                    let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
+                    let kernels = self.kernels(w, g).t();
+                    matmul(cols, kernels, grad_out, false, self.threads_per_product());
+                    self.plane.col2im(cols, grad_x);
+                }
+            });
+    }
+}
+
+/// A contiguous tensor's values, in order.
+pub(crate) fn values<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
+    let mut out = vec![0.0; t.shape().num_elements()];
+    t.copy_into(&mut out);
+    out
+}
+
+/// 2-D convolution of images `x` (batch × channels × height × width) with kernels `w`
+/// (out channels × channels per group × k × k, PyTorch's layout), recorded on the tape.
+/// The output is batch × out channels × ⌊(h + 2p − d(k−1) − 1)/s⌋ + 1 × (the same for w).
+pub fn conv2d<B: Dim, C: Dim, H: Dim, W: Dim, O: Dim, I: Dim, K: Dim, T, R>(
+    x: Tensor<(B, C, H, W), f32, Cpu, T>,
+    w: Tensor<(O, I, K, K), f32, Cpu, R>,
+    spec: ConvSpec,
+) -> Result<Tensor<(B, O, usize, usize), f32, Cpu, T>, Error>
+where
+    T: Tape<f32, Cpu> + Merge<R>,
+    R: Tape<f32, Cpu>,
+{
+    let [batch, channels, height, width] = x.shape().concrete();
+    let [out_channels, per_group, k, k2] = w.shape().concrete();
+    let window = spec.window(k)?;
+    if k != k2 {
+        return Err(shape_error("the kernel", "square", format!("{k}×{k2}")));
+    }
+    if channels != per_group * spec.groups || out_channels % spec.groups != 0 {
+        return Err(shape_error(
+            "the input channels",
+            format!(
+                "{per_group} per group × {} groups, with the {out_channels} output channels divisible by the groups",
+                spec.groups
+            ),
+            channels.to_string(),
+        ));
+    }
+    let plane = Plane::new(per_group, height, width, window)
+        .ok_or_else(|| too_small(height, width, &window))?;
+    let conv = Conv {
+        batch,
+        groups: spec.groups,
+        out_per_group: out_channels / spec.groups,
+        plane,
+    };
+    let (x, tape) = x.try_contiguous()?.split_tape();
+    let (w, w_tape) = w.try_contiguous()?.split_tape();
+    let (x_values, w_values) = (values(&x), values(&w));
+    let (out, cols) = conv.forward(&x_values, &w_values, T::OWNS_TAPE);
+    let shape = (x.shape().0, w.shape().0, plane.out_h, plane.out_w);
+    let out = record_binary(&x, &w, tape.merge(w_tape), out, shape, move |g, gx, gw| {
+        conv.weight_grad(&cols, g, gw);
+        conv.input_grad(&w_values, g, gx);
+    })?;
+    Ok(out)
+}
+
+pub(crate) fn shape_error(what: &'static str, expected: impl ToString, got: String) -> Error {
+    Error::ShapeMismatch {
+        what,
+        expected: expected.to_string(),
+        got,
+    }
+}
+
+pub(crate) fn too_small(height: usize, width: usize, w: &Window) -> Error {
+    let span = w.dilation * (w.kernel - 1) + 1;
+    shape_error(
+        "the image",
+        format!("at least {span}×{span} with padding {}", w.padding),
+        format!("{height}×{width}"),
+    )
+}
+
+pub mod builder {
+    /// Builds a [`super::Conv2D`]; see there for the parameters.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Conv2D<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize = 1,
+        const P: usize = 0,
+        const L: usize = 1,
+        const G: usize = 1,
+    >;
+}
+
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        const P: usize,
+        const L: usize,
+        const G: usize,
+        E: Dtype,
+        D: Device<E>,
+    > BuildOnDevice<D, E> for builder::Conv2D<I, O, K, S, P, L, G>
+where
+    Conv2D<I, O, K, S, P, L, G, E, D>: BuildModule<D, E>,
+{
+    type Built = Conv2D<I, O, K, S, P, L, G, E, D>;
+    fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
+        Self::Built::try_build(device)
+    }
+}
+
+/// A 2-D convolution layer without bias (pair it with dfdx's `Bias2D<O>`, as dfdx's own
+/// Conv2D does): `O` kernels of `K×K`, moved `S` pixels at a time (stride), over images
+/// padded with `P` zeros, taps `L` apart (dilation), channels split into `G` groups.
+///
+/// The parameters name the weight's shape, `O × I × K × K` as PyTorch stores it: `I` is
+/// the channels *each kernel sees*, so the layer takes `G·I` channels (stable Rust cannot
+/// divide in a type). With one group, `Conv2D<3, 16, 3>` is PyTorch's `Conv2d(3, 16, 3)`;
+/// a depthwise 3×3 over 32 channels is `Conv2D<1, 32, 3, 1, 1, 1, 32>`.
+///
+/// Input `(batch, channels, height, width)` with any channel dimension type (checked at
+/// run time); output `(batch, Const<O>, out_h, out_w)`. Initialised like dfdx's `Linear`:
+/// uniform in ±1/√(I·K·K) (He et al. 2015's Kaiming-uniform with PyTorch's gain).
+/// Taught in notebook 04.
+#[derive(Debug, Clone)]
+pub struct Conv2D<
+    const I: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const L: usize,
+    const G: usize,
+    E: Dtype,
+    D: Storage<E>,
+> {
+    pub weight: Tensor<Rank4<O, I, K, K>, E, D>,
+}
+
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        const P: usize,
+        const L: usize,
+        const G: usize,
+        E: Dtype,
+        D: Storage<E>,
+    > NonMutableModule for Conv2D<I, O, K, S, P, L, G, E, D>
+{
+}
+
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        const P: usize,
+        const L: usize,
+        const G: usize,
+        E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
+        D: Device<E>,
+    > TensorCollection<E, D> for Conv2D<I, O, K, S, P, L, G, E, D>
+{
+    type To<E2: Dtype, D2: Device<E2>> = Conv2D<I, O, K, S, P, L, G, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            Self::tensor(
+                "weight",
+                |s| &s.weight,
+                |s| &mut s.weight,
+                TensorOptions::reset_with(|t| {
+                    let bound = E::ONE / E::from_usize(I * K * K).unwrap().sqrt();
+                    t.try_fill_with_distr(Uniform::new(-bound, bound))
+                }),
+            ),
+            |weight| Conv2D { weight },
+        )
+    }
+}
+
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        const P: usize,
+        const L: usize,
+        const G: usize,
+        B: Dim,
+        C: Dim,
+        H: Dim,
+        W: Dim,
+        T: Tape<f32, Cpu>,
+    > Module<Tensor<(B, C, H, W), f32, Cpu, T>> for Conv2D<I, O, K, S, P, L, G, f32, Cpu>
+{
+    type Output = Tensor<(B, Const<O>, usize, usize), f32, Cpu, T>;
+    type Error = CpuError;
+
+    fn try_forward(&self, x: Tensor<(B, C, H, W), f32, Cpu, T>) -> Result<Self::Output, CpuError> {
+        let spec = ConvSpec {
+            stride: S,
+            padding: P,
+            dilation: L,
+            groups: G,
+        };
+        layer_result("Conv2D", conv2d(x, self.weight.retaped::<T>(), spec))
+    }
+}
+
+/// A layer's result as dfdx's `Module` must return it: device errors pass through, and
+/// a shape that does not fit the layer stops with the reason, as dfdx's own layers do.
+pub(crate) fn layer_result<X>(layer: &str, result: Result<X, Error>) -> Result<X, CpuError> {
+    match result {
+        Ok(x) => Ok(x),
+        Err(Error::Device(e)) => Err(e),
+        Err(e) => panic!("{layer}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::check::{assert_close, finite_differences, noise, weighted_sum};
+
+    /// (batch, channels, height, width, out channels, kernel, spec)
+    type Case = (usize, usize, usize, usize, usize, usize, ConvSpec);
+
+    fn cases() -> Vec<Case> {
+        let s = ConvSpec::default();
+        vec![
+            (2, 3, 7, 6, 4, 3, s),
+            (1, 2, 8, 8, 3, 3, s.stride(2).padding(1)),
+            (3, 2, 9, 7, 4, 3, s.stride(2).padding(2)),
+            (3, 4, 7, 7, 6, 3, s.padding(2).dilation(2).groups(2)),
+            (2, 4, 6, 5, 4, 1, s.groups(4)),
+            (1, 1, 5, 5, 2, 5, s.padding(2)),
+            (4, 6, 11, 9, 6, 3, s.stride(3).padding(1).groups(3)),
+            (2, 2, 5, 8, 2, 2, s.stride(2).dilation(3).padding(1)),
+        ]
+    }
+
+    /// The definition, summed term by term in f64: out[n, o, y, x] = Σ w[o, i, ky, kx] ·
+    /// image[n, group(o)·I + i, y·s + ky·d − p, x·s + kx·d − p].
+    fn naive(case: &Case, x: &[f32], w: &[f32]) -> Vec<f64> {
+        let &(b, c, h, wd, o, k, spec) = case;
+        let i_per = c / spec.groups;
+        let o_per = o / spec.groups;
+        let out_len =
+            |n: usize| (n + 2 * spec.padding - spec.dilation * (k - 1) - 1) / spec.stride + 1;
+        let (oh, ow) = (out_len(h), out_len(wd));
+        let mut out = vec![0.0; b * o * oh * ow];
+        for n in 0..b {
+            for oc in 0..o {
+                for y in 0..oh {
+                    for xx in 0..ow {
+                        let mut sum = 0.0f64;
+                        for i in 0..i_per {
+                            let ic = oc / o_per * i_per + i;
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let iy = (y * spec.stride + ky * spec.dilation) as isize
+                                        - spec.padding as isize;
+                                    let ix = (xx * spec.stride + kx * spec.dilation) as isize
+                                        - spec.padding as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                        continue;
+                                    }
+                                    let pixel =
+                                        x[((n * c + ic) * h + iy as usize) * wd + ix as usize];
+                                    sum += pixel as f64
+                                        * w[((oc * i_per + i) * k + ky) * k + kx] as f64;
+                                }
+                            }
+                        }
+                        out[((n * o + oc) * oh + y) * ow + xx] = sum;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn forward(case: &Case, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let &(b, c, h, wd, o, k, spec) = case;
+        let dev = Cpu::default();
+        let x = dev.tensor_from_vec(x.to_vec(), (b, c, h, wd));
+        let w = dev.tensor_from_vec(w.to_vec(), (o, c / spec.groups, k, k));
+        conv2d(x, w, spec).unwrap().as_vec()
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for (n, case) in cases().iter().enumerate() {
+            let &(b, c, h, wd, o, k, spec) = case;
+            let x = noise(b * c * h * wd, n as u64);
+            let w = noise(o * c / spec.groups * k * k, 100 + n as u64);
+            assert_close(
+                &format!("case {n}"),
+                &forward(case, &x, &w),
+                &naive(case, &x, &w),
+                1e-5,
+            );
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let dev = Cpu::default();
+        for (n, case) in cases().iter().enumerate() {
+            let &(b, c, h, wd, o, k, spec) = case;
+            let x = noise(b * c * h * wd, n as u64);
+            let w = noise(o * c / spec.groups * k * k, 100 + n as u64);
+            let r = noise(forward(case, &x, &w).len(), 200 + n as u64);
+            let xt = dev.tensor_from_vec(x.clone(), (b, c, h, wd));
+            let wt = dev.tensor_from_vec(w.clone(), (o, c / spec.groups, k, k));
+            let out = conv2d(xt.clone().leaky_trace(), wt.clone().leaky_trace(), spec).unwrap();
+            let rt = dev.tensor_from_vec(r.clone(), *out.shape());
+            let grads = (out * rt).sum().backward();
+            let loss_x = |x: &[f32]| weighted_sum(&forward(case, x, &w), &r);
+            let loss_w = |w: &[f32]| weighted_sum(&forward(case, &x, w), &r);
+            let what = format!("case {n}");
+            assert_close(
+                &what,
+                &grads.get(&xt).as_vec(),
+                &finite_differences(&x, 0.5, loss_x),
+                1e-4,
+            );
+            assert_close(
+                &what,
+                &grads.get(&wt).as_vec(),
+                &finite_differences(&w, 0.5, loss_w),
+                1e-4,
+            );
+        }
+    }
+
+    #[test]
+    fn bad_shapes_are_refused_with_the_reason() {
+        let dev = Cpu::default();
+        let x: Tensor<Rank4<1, 3, 4, 4>, f32, _> = dev.zeros();
+        let w: Tensor<Rank4<2, 2, 3, 3>, f32, _> = dev.zeros();
+        let e = conv2d(x.clone(), w, ConvSpec::default()).unwrap_err();
+        assert!(e.to_string().contains("input channels"), "{e}");
+        let w: Tensor<Rank4<2, 3, 5, 5>, f32, _> = dev.zeros();
+        let e = conv2d(x.clone(), w.clone(), ConvSpec::default()).unwrap_err();
+        assert!(e.to_string().contains("at least 5×5"), "{e}");
+        let e = conv2d(x, w, ConvSpec::default().stride(0)).unwrap_err();
+        assert!(e.to_string().contains("stride"), "{e}");
+    }
+
+    #[test]
+    fn the_layer_trains_with_dfdx_optimizers_and_saves() {
+        use dfdx::optim::{Adam, AdamConfig};
+        type Net = (
+            builder::Conv2D<1, 4, 3, 1, 1>,
+            Bias2D<4>,
+            ReLU,
+            AvgPoolGlobal,
+            Linear<4, 2>,
+        );
+        let dev = Cpu::seed_from_u64(0);
+        let mut net = dev.build_module::<Net, f32>();
+        assert_eq!(net.num_trainable_params(), 4 * 9 + 4 + 4 * 2 + 2);
+        let mut opt = Adam::new(
+            &net,
+            AdamConfig {
+                lr: 3e-2,
+                ..Default::default()
+            },
+        );
+        // Bright images are class 1, dark ones class 0.
+        let x: Tensor<Rank4<8, 1, 5, 5>, f32, _> = dev.tensor_from_vec(
+            (0..200).map(|i| if i < 100 { 0.1 } else { 0.9 }).collect(),
+            Default::default(),
+        );
+        let y: Tensor<Rank2<8, 2>, f32, _> = dev.tensor_from_vec(
+            (0..8)
+                .flat_map(|i| if i < 4 { [1.0, 0.0] } else { [0.0, 1.0] })
+                .collect(),
+            Default::default(),
+        );
+        let mut grads = net.alloc_grads();
+        let mut losses = vec![];
+        for _ in 0..60 {
+            let logits = net.forward_mut(x.trace(grads));
+            let loss = cross_entropy_with_logits_loss(logits, y.clone());
+            losses.push(loss.array());
+            grads = loss.backward();
+            opt.update(&mut net, &grads).unwrap();
+            net.zero_grads(&mut grads);
+        }
+        assert!(losses[59] < 0.1 * losses[0], "{losses:?}");
+
+        let path = std::env::temp_dir().join(format!("conv2d-{}.safetensors", std::process::id()));
+        net.save_safetensors(&path).unwrap();
+        let mut loaded = dev.build_module::<Net, f32>();
+        loaded.load_safetensors(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(loaded.0.weight.as_vec(), net.0.weight.as_vec());
+    }
+}
