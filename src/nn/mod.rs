@@ -7,14 +7,17 @@
 #[cfg(test)]
 mod check;
 mod conv2d;
+mod conv_transpose2d;
 mod im2col;
 mod matmul;
 mod tape;
 
 pub use conv2d::{conv2d, Conv2D, ConvSpec};
+pub use conv_transpose2d::{conv_transpose2d, ConvTranspose2D};
 
 /// Device- and dtype-free descriptions of the layers, to use in model types as dfdx's
 /// `builders` are: `dev.build_module::<(Conv2D<1, 8, 3>, ReLU), f32>()`.
 pub mod builders {
     pub use super::conv2d::builder::Conv2D;
+    pub use super::conv_transpose2d::builder::ConvTranspose2D;
 }
