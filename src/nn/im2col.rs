@@ -29,6 +29,16 @@ impl Window {
         (o * self.stride + tap * self.dilation) as isize - self.padding as isize
     }
 
+    /// The taps of the window at output position `o` that read a real input, as input
+    /// indices.
+    pub fn valid_taps(&self, o: usize, in_len: usize) -> impl Iterator<Item = usize> + Clone {
+        let w = *self;
+        (0..w.kernel)
+            .map(move |tap| w.input_index(o, tap))
+            .filter(move |&i| i >= 0 && i < in_len as isize)
+            .map(|i| i as usize)
+    }
+
     /// The output positions at which tap `tap` reads a real input, not padding.
     pub fn valid(&self, tap: usize, out_len: usize, in_len: usize) -> Range<usize> {
         let offset = (tap * self.dilation) as isize - self.padding as isize;

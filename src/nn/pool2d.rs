@@ -1,0 +1,270 @@
+//! Max and average pooling: each output pixel summarises a k×k window of one channel.
+//! Max pooling keeps the strongest response (and passes the gradient back to it alone);
+//! average pooling spreads the gradient evenly. Taught in notebook 04.
+
+use super::conv2d::{layer_result, too_small, values, ConvSpec};
+use super::im2col::{Plane, Window};
+use super::tape::record_unary;
+use crate::Error;
+use dfdx::prelude::*;
+use dfdx::tensor::CpuError;
+use rayon::prelude::*;
+
+/// Which summary of the window a pooling layer keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool {
+    Max,
+    /// The window's sum divided by k·k, padding included (PyTorch's default,
+    /// `count_include_pad=True`).
+    Avg,
+}
+
+/// Pools each channel of `x` (batch × channels × h × w) over `kernel × kernel` windows
+/// moved `stride` at a time, with `padding` on each side (at most half the kernel, as in
+/// PyTorch, so every window sees a real pixel). Output: batch × channels ×
+/// ⌊(h + 2p − k)/s⌋ + 1 × (the same for w).
+pub fn pool2d<B: Dim, C: Dim, H: Dim, W: Dim, T: Tape<f32, Cpu>>(
+    x: Tensor<(B, C, H, W), f32, Cpu, T>,
+    kind: Pool,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor<(B, C, usize, usize), f32, Cpu, T>, Error> {
+    let [batch, channels, height, width] = x.shape().concrete();
+    let window = ConvSpec::default()
+        .stride(stride)
+        .padding(padding)
+        .window(kernel)?;
+    if 2 * padding > kernel {
+        return Err(Error::InvalidArgument {
+            what: "the padding of a pooling window",
+            expected: "at most half the kernel size",
+            got: format!("padding {padding} for a {kernel}×{kernel} kernel"),
+        });
+    }
+    let plane =
+        Plane::new(1, height, width, window).ok_or_else(|| too_small(height, width, &window))?;
+    let (x, tape) = x.try_contiguous()?.split_tape();
+    let (out, taken) = pool_forward(&values(&x), &plane, kind, batch * channels);
+    let shape = (x.shape().0, x.shape().1, plane.out_h, plane.out_w);
+    let out = record_unary(&x, tape, out, shape, move |g, gx| {
+        pool_backward(g, gx, &plane, kind, &taken)
+    })?;
+    Ok(out)
+}
+
+/// Every channel's pooled values and, for max pooling, the index in `x` of each maximum.
+fn pool_forward(x: &[f32], plane: &Plane, kind: Pool, planes: usize) -> (Vec<f32>, Vec<usize>) {
+    let (plane, image) = (*plane, plane.image_len());
+    match kind {
+        Pool::Max => {
+            let taken: Vec<usize> = (0..planes)
+                .into_par_iter()
+                .flat_map_iter(|p| {
+                    let x = &x[p * image..][..image];
+                    windows(plane).map(move |(_, taps)| {
+                        let best = taps.reduce(|best, i| if x[i] > x[best] { i } else { best });
+                        p * image + best.expect("padding ≤ k/2 leaves a pixel in every window")
+                    })
+                })
+                .collect();
+            (taken.iter().map(|&i| x[i]).collect(), taken)
+        }
+        Pool::Avg => {
+            let area = (plane.window.kernel * plane.window.kernel) as f32;
+            let out = (0..planes)
+                .into_par_iter()
+                .flat_map_iter(|p| {
+                    let x = &x[p * image..][..image];
+                    windows(plane).map(move |(_, taps)| taps.map(|i| x[i]).sum::<f32>() / area)
+                })
+                .collect();
+            (out, Vec::new())
+        }
+    }
+}
+
+fn pool_backward(g: &[f32], gx: &mut [f32], plane: &Plane, kind: Pool, taken: &[usize]) {
+    match kind {
+        Pool::Max => taken.iter().zip(g).for_each(|(&i, &g)| gx[i] += g),
+        Pool::Avg => {
+            let area = (plane.window.kernel * plane.window.kernel) as f32;
+            gx.par_chunks_mut(plane.image_len())
+                .zip(g.par_chunks(plane.positions()))
+                .for_each(|(gx, g)| {
+                    for (position, taps) in windows(*plane) {
+                        taps.for_each(|i| gx[i] += g[position] / area);
+                    }
+                });
+        }
+    }
+}
+
+/// Each output position of one channel with the indices of the real pixels its window
+/// covers, in order.
+fn windows(plane: Plane) -> impl Iterator<Item = (usize, impl Iterator<Item = usize>)> {
+    let w: Window = plane.window;
+    (0..plane.out_h).flat_map(move |oy| {
+        (0..plane.out_w).map(move |ox| {
+            let rows = w.valid_taps(oy, plane.height);
+            let columns = w.valid_taps(ox, plane.width);
+            let taps = rows.flat_map(move |y| columns.clone().map(move |x| y * plane.width + x));
+            (oy * plane.out_w + ox, taps)
+        })
+    })
+}
+
+macro_rules! pool_layer {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Default, Clone, Copy)]
+        pub struct $name<const K: usize, const S: usize = K, const P: usize = 0>;
+
+        impl<const K: usize, const S: usize, const P: usize> ZeroSizedModule for $name<K, S, P> {}
+        impl<const K: usize, const S: usize, const P: usize> NonMutableModule for $name<K, S, P> {}
+
+        impl<const K: usize, const S: usize, const P: usize, B: Dim, C: Dim, H: Dim, W: Dim, T>
+            Module<Tensor<(B, C, H, W), f32, Cpu, T>> for $name<K, S, P>
+        where
+            T: Tape<f32, Cpu>,
+        {
+            type Output = Tensor<(B, C, usize, usize), f32, Cpu, T>;
+            type Error = CpuError;
+
+            fn try_forward(
+                &self,
+                x: Tensor<(B, C, H, W), f32, Cpu, T>,
+            ) -> Result<Self::Output, CpuError> {
+                layer_result(stringify!($name), pool2d(x, $kind, K, S, P))
+            }
+        }
+    };
+}
+
+pool_layer!(
+    /// Max pooling over `K×K` windows, stride `S` (default `K`: windows side by side, as
+    /// in PyTorch's `MaxPool2d(K)`), padding `P`. Keeps each window's largest value.
+    MaxPool2D,
+    Pool::Max
+);
+pool_layer!(
+    /// Average pooling over `K×K` windows, stride `S` (default `K`), padding `P`, as
+    /// PyTorch's `AvgPool2d(K, S, P)`.
+    AvgPool2D,
+    Pool::Avg
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::check::{assert_close, finite_differences, noise, weighted_sum};
+
+    /// (batch, channels, h, w, kernel, stride, padding)
+    const CASES: [(usize, usize, usize, usize, usize, usize, usize); 6] = [
+        (2, 3, 6, 6, 2, 2, 0),
+        (1, 2, 7, 5, 3, 2, 1),
+        (3, 1, 9, 9, 3, 1, 1),
+        (2, 2, 8, 7, 4, 3, 2),
+        (1, 1, 5, 5, 5, 1, 0),
+        (4, 3, 4, 4, 1, 1, 0),
+    ];
+
+    /// `n` values in [-1, 1), 2/n apart, in a seeded order: no two pixels tie.
+    fn distinct(n: usize, seed: u64) -> Vec<f32> {
+        use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+        let mut x: Vec<f32> = (0..n).map(|i| 2.0 * i as f32 / n as f32 - 1.0).collect();
+        x.shuffle(&mut StdRng::seed_from_u64(seed));
+        x
+    }
+
+    /// The definition, window by window, over the real pixels (padding never wins a max
+    /// and counts as zero in an average).
+    fn naive(
+        case: (usize, usize, usize, usize, usize, usize, usize),
+        kind: Pool,
+        x: &[f32],
+    ) -> Vec<f64> {
+        let (b, c, h, w, k, s, p) = case;
+        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        let mut out = vec![];
+        for plane in 0..b * c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut seen = vec![];
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let (y, xx) = (
+                                (oy * s + ky) as isize - p as isize,
+                                (ox * s + kx) as isize - p as isize,
+                            );
+                            if y >= 0 && xx >= 0 && y < h as isize && xx < w as isize {
+                                seen.push(x[(plane * h + y as usize) * w + xx as usize] as f64);
+                            }
+                        }
+                    }
+                    out.push(match kind {
+                        Pool::Max => seen.iter().cloned().fold(f64::MIN, f64::max),
+                        Pool::Avg => seen.iter().sum::<f64>() / (k * k) as f64,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn forward(
+        case: (usize, usize, usize, usize, usize, usize, usize),
+        kind: Pool,
+        x: &[f32],
+    ) -> Vec<f32> {
+        let (b, c, h, w, k, s, p) = case;
+        let x = Cpu::default().tensor_from_vec(x.to_vec(), (b, c, h, w));
+        pool2d(x, kind, k, s, p).unwrap().as_vec()
+    }
+
+    #[test]
+    fn forward_and_gradients_match_the_definition_and_finite_differences() {
+        let dev = Cpu::default();
+        for kind in [Pool::Max, Pool::Avg] {
+            for (n, &case) in CASES.iter().enumerate() {
+                let (b, c, h, w, k, s, p) = case;
+                let what = format!("{kind:?} case {n}");
+                let x = distinct(b * c * h * w, n as u64);
+                assert_close(
+                    &what,
+                    &forward(case, kind, &x),
+                    &naive(case, kind, &x),
+                    1e-6,
+                );
+
+                let xt = dev.tensor_from_vec(x.clone(), (b, c, h, w));
+                let out = pool2d(xt.clone().leaky_trace(), kind, k, s, p).unwrap();
+                let r = noise(out.shape().num_elements(), 10 + n as u64);
+                let rt = dev.tensor_from_vec(r.clone(), *out.shape());
+                let grads = (out * rt).sum().backward();
+                // Max pooling is linear between ties: a step under half the spacing of the
+                // values keeps every maximum in place.
+                let eps = if kind == Pool::Max { 2e-4 } else { 0.5 };
+                let loss = |x: &[f32]| weighted_sum(&forward(case, kind, x), &r);
+                assert_close(
+                    &what,
+                    &grads.get(&xt).as_vec(),
+                    &finite_differences(&x, eps, loss),
+                    2e-3,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn layers_pool_side_by_side_by_default() {
+        let dev = Cpu::default();
+        let x: Tensor<Rank4<2, 3, 28, 28>, f32, _> = dev.sample_normal();
+        let y = MaxPool2D::<2>.forward(x.clone());
+        assert_eq!(*y.shape(), (Const::<2>, Const::<3>, 14, 14));
+        let y = AvgPool2D::<3, 2, 1>.forward(x);
+        assert_eq!(*y.shape(), (Const::<2>, Const::<3>, 14, 14));
+        let e = pool2d(dev.zeros_like(&(1, 1, 4, 4)), Pool::Max, 2, 2, 2).unwrap_err();
+        assert!(e.to_string().contains("at most half"), "{e}");
+    }
+}
