@@ -11,7 +11,7 @@ KERNEL_DIR := $(VENV)/share/jupyter
 # Jupyter refuses to run as root unless told; containers often run as root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test setup evcxr kernel clear-outputs
+.PHONY: lab test setup evcxr kernel clear-outputs bench bench-torch
 
 lab: setup
 	@echo "Opening JupyterLab on notebooks/ (the URL follows). The first notebook's first cell"
@@ -47,3 +47,14 @@ $(PYTHON):
 $(VENV)/.requirements-installed: requirements.txt | $(PYTHON)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
+
+# Benchmarks: the crate's layers and training steps, side by side with PyTorch when
+# `make bench-torch` has installed it (opt-in: about 5 GB, kept out of `make test` and CI).
+TORCH_VENV := target/torch-venv
+
+bench:
+	python3 benches/compare.py
+
+bench-torch:
+	[ -x $(TORCH_VENV)/bin/python ] || python3 -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch

@@ -6,6 +6,7 @@
 //! `use mustknow::prelude::*;`.
 
 pub mod backprop;
+pub mod convnets;
 pub mod data;
 pub mod display;
 mod error;

@@ -6,6 +6,7 @@
 use super::im2col::{Plane, Window};
 use super::matmul::{matmul, Mat};
 use super::tape::record_binary;
+use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
@@ -92,10 +93,6 @@ impl Conv {
         self.groups * self.out_per_group * self.plane.positions()
     }
 
-    fn cols_len(&self) -> usize {
-        self.groups * self.plane.patch_len() * self.plane.positions()
-    }
-
     /// Group `g`'s kernels as an `out_per_group × patch_len` matrix.
     fn kernels<'a>(&self, w: &'a [f32], g: usize) -> Mat<'a> {
         let (rows, cols) = (self.out_per_group, self.plane.patch_len());
@@ -113,61 +110,53 @@ impl Conv {
         }
     }
 
-    /// The output (`batch × groups·out_per_group × positions`) and, if `keep_patches`,
-    /// every image's patch matrices, which the weight gradient reuses.
-    pub fn forward(&self, x: &[f32], w: &[f32], keep_patches: bool) -> (Vec<f32>, Vec<f32>) {
-        let mut out = vec![0.0; self.batch * self.out_len()];
-        let images = out
-            .par_chunks_mut(self.out_len())
-            .zip(x.par_chunks(self.in_len()));
-        if keep_patches {
-            let mut cols = vec![0.0; self.batch * self.cols_len()];
-            images
-                .zip(cols.par_chunks_mut(self.cols_len()))
-                .for_each(|((out, x), cols)| self.forward_image(x, w, cols, out));
-            (out, cols)
-        } else {
-            let scratch = || vec![0.0; self.cols_len()];
-            images.for_each_init(scratch, |cols, (out, x)| {
-                self.forward_image(x, w, cols, out)
-            });
-            (out, Vec::new())
-        }
-    }
-
-    fn forward_image(&self, x: &[f32], w: &[f32], cols: &mut [f32], out: &mut [f32]) {
+    /// The output: `batch × groups·out_per_group × positions`.
+    pub fn forward(&self, x: &[f32], w: &[f32]) -> Vec<f32> {
         let (positions, threads) = (self.plane.positions(), self.threads_per_product());
-        let groups = x
-            .chunks_exact(self.plane.image_len())
-            .zip(cols.chunks_exact_mut(self.plane.patch_len() * positions))
-            .zip(out.chunks_exact_mut(self.out_per_group * positions));
-        for (g, ((x, cols), out)) in groups.enumerate() {
-            self.plane.im2col(x, cols);
-            let patches = Mat::rows(cols, self.plane.patch_len(), positions);
-            matmul(out, self.kernels(w, g), patches, false, threads);
-        }
+        let mut out = vec![0.0; self.batch * self.out_len()];
+        out.par_chunks_mut(self.out_len())
+            .zip(x.par_chunks(self.in_len()))
+            .for_each_init(
+                || vec![0.0; self.plane.patch_len() * positions],
+                |cols, (out, x)| {
+                    let groups = out.chunks_exact_mut(self.out_per_group * positions);
+                    for (g, out) in groups.enumerate() {
+                        let patches = self.patches(x, g, cols);
+                        matmul(out, self.kernels(w, g), patches, false, threads);
+                    }
+                },
+            );
+        out
     }
 
-    /// Adds ∂L/∂w = Σ over images of ∂L/∂out · patchesᵀ to `grad_w`. Each thread sums its
-    /// share of the batch into its own buffer; the buffers are added at the end.
-    pub fn weight_grad(&self, cols: &[f32], grad_out: &[f32], grad_w: &mut [f32]) {
+    /// Group `g`'s patches of image `x` (im2col into `cols`): `patch_len × positions`.
+    fn patches<'a>(&self, x: &[f32], g: usize, cols: &'a mut [f32]) -> Mat<'a> {
+        let image = self.plane.image_len();
+        self.plane.im2col(&x[g * image..][..image], cols);
+        Mat::rows(cols, self.plane.patch_len(), self.plane.positions())
+    }
+
+    /// Adds ∂L/∂w = Σ over images of ∂L/∂out · patchesᵀ to `grad_w`. The patches are
+    /// rebuilt from `x` image by image rather than kept from the forward pass: a cache-sized
+    /// buffer per thread instead of one the size of every patch of the batch. Each thread
+    /// sums its share of the batch into its own buffer; the buffers are added at the end.
+    pub fn weight_grad(&self, x: &[f32], grad_out: &[f32], grad_w: &mut [f32]) {
         let (positions, patch) = (self.plane.positions(), self.plane.patch_len());
         let threads = rayon::current_num_threads().min(self.batch).max(1);
         let per_thread = self.batch.div_ceil(threads);
         let partials: Vec<Vec<f32>> = (0..threads)
             .into_par_iter()
             .map(|t| {
-                let mut sum = vec![0.0; grad_w.len()];
+                let (mut sum, mut cols) = (vec![0.0; grad_w.len()], vec![0.0; patch * positions]);
                 for b in (t * per_thread..(t + 1) * per_thread).take_while(|&b| b < self.batch) {
-                    let cols = &cols[b * self.cols_len()..][..self.cols_len()];
+                    let x = &x[b * self.in_len()..][..self.in_len()];
                     let grad_out = &grad_out[b * self.out_len()..][..self.out_len()];
                     let groups = sum
                         .chunks_exact_mut(self.out_per_group * patch)
-                        .zip(grad_out.chunks_exact(self.out_per_group * positions))
-                        .zip(cols.chunks_exact(patch * positions));
-                    for ((sum, grad_out), cols) in groups {
+                        .zip(grad_out.chunks_exact(self.out_per_group * positions));
+                    for (g, (sum, grad_out)) in groups.enumerate() {
                         let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
-                        let patches = Mat::rows(cols, patch, positions).t();
+                        let patches = self.patches(x, g, &mut cols).t();
                         matmul(sum, grad_out, patches, true, self.threads_per_product());
                     }
                 }
@@ -215,7 +204,7 @@ pub fn conv2d<B: Dim, C: Dim, H: Dim, W: Dim, O: Dim, I: Dim, K: Dim, T, R>(
     x: Tensor<(B, C, H, W), f32, Cpu, T>,
     w: Tensor<(O, I, K, K), f32, Cpu, R>,
     spec: ConvSpec,
-) -> Result<Tensor<(B, O, usize, usize), f32, Cpu, T>, Error>
+) -> Result<Images<B, O, T>, Error>
 where
     T: Tape<f32, Cpu> + Merge<R>,
     R: Tape<f32, Cpu>,
@@ -247,10 +236,10 @@ where
     let (x, tape) = x.try_contiguous()?.split_tape();
     let (w, w_tape) = w.try_contiguous()?.split_tape();
     let (x_values, w_values) = (values(&x), values(&w));
-    let (out, cols) = conv.forward(&x_values, &w_values, T::OWNS_TAPE);
+    let out = conv.forward(&x_values, &w_values);
     let shape = (x.shape().0, w.shape().0, plane.out_h, plane.out_w);
     let out = record_binary(&x, &w, tape.merge(w_tape), out, shape, move |g, gx, gw| {
-        conv.weight_grad(&cols, g, gw);
+        conv.weight_grad(&x_values, g, gw);
         conv.input_grad(&w_values, g, gx);
     })?;
     Ok(out)

@@ -7,6 +7,7 @@
 use super::conv2d::{layer_result, shape_error, values, Conv, ConvSpec};
 use super::im2col::Plane;
 use super::tape::record_binary;
+use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
@@ -20,7 +21,7 @@ pub fn conv_transpose2d<B: Dim, C: Dim, H: Dim, W: Dim, I: Dim, O: Dim, K: Dim, 
     x: Tensor<(B, C, H, W), f32, Cpu, T>,
     w: Tensor<(I, O, K, K), f32, Cpu, R>,
     spec: ConvSpec,
-) -> Result<Tensor<(B, usize, usize, usize), f32, Cpu, T>, Error>
+) -> Result<Images<B, usize, T>, Error>
 where
     T: Tape<f32, Cpu> + Merge<R>,
     R: Tape<f32, Cpu>,
@@ -73,9 +74,9 @@ where
     conv.input_grad(&w_values, &x_values, &mut out);
     let shape = (x.shape().0, spec.groups * per_group, out_h, out_w);
     let out = record_binary(&x, &w, tape.merge(w_tape), out, shape, move |g, gx, gw| {
-        let (grad_x, cols) = conv.forward(g, &w_values, true);
+        let grad_x = conv.forward(g, &w_values);
         gx.iter_mut().zip(grad_x).for_each(|(a, b)| *a += b);
-        conv.weight_grad(&cols, &x_values, gw);
+        conv.weight_grad(g, &x_values, gw);
     })?;
     Ok(out)
 }

@@ -29,14 +29,12 @@ impl Window {
         (o * self.stride + tap * self.dilation) as isize - self.padding as isize
     }
 
-    /// The taps of the window at output position `o` that read a real input, as input
-    /// indices.
-    pub fn valid_taps(&self, o: usize, in_len: usize) -> impl Iterator<Item = usize> + Clone {
-        let w = *self;
-        (0..w.kernel)
-            .map(move |tap| w.input_index(o, tap))
-            .filter(move |&i| i >= 0 && i < in_len as isize)
-            .map(|i| i as usize)
+    /// The inputs an undilated window at output position `o` covers, padding left out.
+    pub fn span(&self, o: usize, in_len: usize) -> Range<usize> {
+        debug_assert_eq!(self.dilation, 1, "pooling windows are not dilated");
+        let start = self.input_index(o, 0);
+        let end = (start + self.kernel as isize).clamp(0, in_len as isize) as usize;
+        (start.max(0) as usize).min(end)..end
     }
 
     /// The output positions at which tap `tap` reads a real input, not padding.
@@ -133,9 +131,14 @@ impl Plane {
             for oy in rows {
                 let y = w.input_index(oy, ky) as usize;
                 let line = &mut image[(c * self.height + y) * self.width..][..self.width];
-                let src = &cols_row[oy * self.out_w..][..self.out_w];
-                for ox in columns.clone() {
-                    line[w.input_index(ox, kx) as usize] += src[ox];
+                let src = &cols_row[oy * self.out_w..][columns.clone()];
+                let x0 = w.input_index(columns.start, kx) as usize;
+                if w.stride == 1 {
+                    let dst = &mut line[x0..x0 + src.len()];
+                    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                } else {
+                    let dst = line[x0..].iter_mut().step_by(w.stride);
+                    dst.zip(src).for_each(|(d, s)| *d += s);
                 }
             }
         }

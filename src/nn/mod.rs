@@ -3,6 +3,21 @@
 //! upsampling. Each op computes its own forward and backward and records itself on dfdx's
 //! tape, so these layers mix with dfdx's own in one model and train with dfdx's
 //! optimizers. CPU and `f32` only, which is what the course runs on.
+//!
+//! ```
+//! use mustknow::nn::builders::{Conv2D, Flatten2D, MaxPool2D};
+//! use mustknow::prelude::*;
+//!
+//! type Net = (
+//!     (Conv2D<1, 8, 3, 1, 1>, Bias2D<8>, ReLU, MaxPool2D<2>), // 1×28×28 → 8×14×14
+//!     Flatten2D<1568>,                                        // → 8·14·14 features
+//!     Linear<1568, 10>,
+//! );
+//! let dev = Cpu::seed_from_u64(0);
+//! let net = dev.build_module::<Net, f32>();
+//! let logits = net.forward(dev.zeros_like(&(32, Const::<1>, 28, 28)));
+//! assert_eq!(logits.shape().concrete(), [32, 10]);
+//! ```
 
 #[cfg(test)]
 mod check;
@@ -20,6 +35,10 @@ pub use conv_transpose2d::{conv_transpose2d, ConvTranspose2D};
 pub use pool2d::{pool2d, AvgPool2D, MaxPool2D, Pool};
 pub use reshape::{Flatten2D, Unflatten2D};
 pub use upsample::Upsample2D;
+
+/// A batch of `C`-channel images whose height and width are known at run time: what
+/// convolution and pooling return.
+pub type Images<B, C, T> = dfdx::tensor::Tensor<(B, C, usize, usize), f32, dfdx::tensor::Cpu, T>;
 
 /// Device- and dtype-free descriptions of the layers, to use in model types as dfdx's
 /// `builders` are: `dev.build_module::<(Conv2D<1, 8, 3>, ReLU), f32>()`.

@@ -3,12 +3,14 @@
 //! average pooling spreads the gradient evenly. Taught in notebook 04.
 
 use super::conv2d::{layer_result, too_small, values, ConvSpec};
-use super::im2col::{Plane, Window};
+use super::im2col::Plane;
 use super::tape::record_unary;
+use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// Which summary of the window a pooling layer keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +31,7 @@ pub fn pool2d<B: Dim, C: Dim, H: Dim, W: Dim, T: Tape<f32, Cpu>>(
     kernel: usize,
     stride: usize,
     padding: usize,
-) -> Result<Tensor<(B, C, usize, usize), f32, Cpu, T>, Error> {
+) -> Result<Images<B, C, T>, Error> {
     let [batch, channels, height, width] = x.shape().concrete();
     let window = ConvSpec::default()
         .stride(stride)
@@ -55,30 +57,42 @@ pub fn pool2d<B: Dim, C: Dim, H: Dim, W: Dim, T: Tape<f32, Cpu>>(
 
 /// Every channel's pooled values and, for max pooling, the index in `x` of each maximum.
 fn pool_forward(x: &[f32], plane: &Plane, kind: Pool, planes: usize) -> (Vec<f32>, Vec<usize>) {
-    let (plane, image) = (*plane, plane.image_len());
+    let (positions, image) = (plane.positions(), plane.image_len());
+    let channels = x.par_chunks(image).enumerate();
     match kind {
         Pool::Max => {
-            let taken: Vec<usize> = (0..planes)
-                .into_par_iter()
-                .flat_map_iter(|p| {
-                    let x = &x[p * image..][..image];
-                    windows(plane).map(move |(_, taps)| {
-                        let best = taps.reduce(|best, i| if x[i] > x[best] { i } else { best });
-                        p * image + best.expect("padding ≤ k/2 leaves a pixel in every window")
+            let mut taken = vec![0; planes * positions];
+            taken
+                .par_chunks_mut(positions)
+                .zip(channels)
+                .for_each(|(taken, (p, x))| {
+                    for_each_window(plane, |position, rows, columns| {
+                        let mut best = rows.start * plane.width + columns.start;
+                        for y in rows {
+                            for i in columns.clone().map(|x| y * plane.width + x) {
+                                if x[i] > x[best] {
+                                    best = i;
+                                }
+                            }
+                        }
+                        taken[position] = p * image + best;
                     })
-                })
-                .collect();
+                });
             (taken.iter().map(|&i| x[i]).collect(), taken)
         }
         Pool::Avg => {
             let area = (plane.window.kernel * plane.window.kernel) as f32;
-            let out = (0..planes)
-                .into_par_iter()
-                .flat_map_iter(|p| {
-                    let x = &x[p * image..][..image];
-                    windows(plane).map(move |(_, taps)| taps.map(|i| x[i]).sum::<f32>() / area)
-                })
-                .collect();
+            let mut out = vec![0.0; planes * positions];
+            out.par_chunks_mut(positions)
+                .zip(channels)
+                .for_each(|(out, (_, x))| {
+                    for_each_window(plane, |position, rows, columns| {
+                        let sum: f32 = rows
+                            .map(|y| x[y * plane.width..][columns.clone()].iter().sum::<f32>())
+                            .sum();
+                        out[position] = sum / area;
+                    })
+                });
             (out, Vec::new())
         }
     }
@@ -92,26 +106,27 @@ fn pool_backward(g: &[f32], gx: &mut [f32], plane: &Plane, kind: Pool, taken: &[
             gx.par_chunks_mut(plane.image_len())
                 .zip(g.par_chunks(plane.positions()))
                 .for_each(|(gx, g)| {
-                    for (position, taps) in windows(*plane) {
-                        taps.for_each(|i| gx[i] += g[position] / area);
-                    }
+                    for_each_window(plane, |position, rows, columns| {
+                        for y in rows {
+                            let line = &mut gx[y * plane.width..][columns.clone()];
+                            line.iter_mut().for_each(|v| *v += g[position] / area);
+                        }
+                    })
                 });
         }
     }
 }
 
-/// Each output position of one channel with the indices of the real pixels its window
-/// covers, in order.
-fn windows(plane: Plane) -> impl Iterator<Item = (usize, impl Iterator<Item = usize>)> {
-    let w: Window = plane.window;
-    (0..plane.out_h).flat_map(move |oy| {
-        (0..plane.out_w).map(move |ox| {
-            let rows = w.valid_taps(oy, plane.height);
-            let columns = w.valid_taps(ox, plane.width);
-            let taps = rows.flat_map(move |y| columns.clone().map(move |x| y * plane.width + x));
-            (oy * plane.out_w + ox, taps)
-        })
-    })
+/// Calls `f(position, rows, columns)` for each output position of one channel, with the
+/// rows and columns of real pixels (not padding) its window covers.
+fn for_each_window(plane: &Plane, mut f: impl FnMut(usize, Range<usize>, Range<usize>)) {
+    let w = plane.window;
+    for oy in 0..plane.out_h {
+        for ox in 0..plane.out_w {
+            let position = oy * plane.out_w + ox;
+            f(position, w.span(oy, plane.height), w.span(ox, plane.width));
+        }
+    }
 }
 
 macro_rules! pool_layer {

@@ -1,0 +1,197 @@
+//! Forward + backward of the course's convolution layers, at the shapes its notebooks
+//! train, and one LeNet training step: the median time over repeated runs.
+//!
+//! `cargo bench --bench conv` prints a table; `-- --json` prints the results as JSON and
+//! `-- --cases` the cases alone, which `benches/torch_conv.py` runs in PyTorch so that
+//! `benches/compare.py` (`make bench`) can put both side by side.
+
+use dfdx::optim::{Adam, AdamConfig};
+use mustknow::convnets::LeNet;
+use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
+use mustknow::prelude::*;
+use serde_json::json;
+use std::time::Instant;
+
+/// One timed computation. For layers: images `batch × channels × size × size`, and the
+/// layer's `out` channels, `kernel`, `stride`, `padding`.
+struct Case {
+    name: &'static str,
+    op: &'static str,
+    batch: usize,
+    channels: usize,
+    size: usize,
+    out: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+}
+
+const CASES: [Case; 6] = [
+    Case {
+        name: "MNIST conv 1→32, 3×3",
+        op: "conv",
+        batch: 64,
+        channels: 1,
+        size: 28,
+        out: 32,
+        kernel: 3,
+        stride: 1,
+        padding: 0,
+    },
+    Case {
+        name: "conv 32→64, 3×3 stride 2",
+        op: "conv",
+        batch: 64,
+        channels: 32,
+        size: 26,
+        out: 64,
+        kernel: 3,
+        stride: 2,
+        padding: 0,
+    },
+    Case {
+        name: "ResNet block conv 64→64, 3×3",
+        op: "conv",
+        batch: 64,
+        channels: 64,
+        size: 16,
+        out: 64,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+    },
+    Case {
+        name: "transposed conv 64→32, 4×4 stride 2",
+        op: "conv_transpose",
+        batch: 64,
+        channels: 64,
+        size: 8,
+        out: 32,
+        kernel: 4,
+        stride: 2,
+        padding: 1,
+    },
+    Case {
+        name: "max pool 2×2 over 32×26×26",
+        op: "max_pool",
+        batch: 64,
+        channels: 32,
+        size: 26,
+        out: 32,
+        kernel: 2,
+        stride: 2,
+        padding: 0,
+    },
+    Case {
+        name: "LeNet training step (Adam)",
+        op: "lenet_step",
+        batch: 64,
+        channels: 1,
+        size: 28,
+        out: 10,
+        kernel: 5,
+        stride: 1,
+        padding: 2,
+    },
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    if flag("--cases") {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&CASES.iter().map(describe).collect::<Vec<_>>()).unwrap()
+        );
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let results: Vec<_> = CASES.iter().map(|case| (case, time_case(case))).collect();
+    if flag("--json") {
+        let rows: Vec<_> = results
+            .iter()
+            .map(|(c, ms)| json!({"name": c.name, "ms": ms}))
+            .collect();
+        println!("{}", json!({"threads": threads, "results": rows}));
+    } else {
+        println!("| case | ms (median, {threads} threads) |\n| --- | ---: |");
+        for (case, ms) in &results {
+            println!("| {} | {ms:.2} |", case.name);
+        }
+    }
+}
+
+fn describe(c: &Case) -> serde_json::Value {
+    json!({"name": c.name, "op": c.op, "batch": c.batch, "channels": c.channels, "size": c.size,
+           "out": c.out, "kernel": c.kernel, "stride": c.stride, "padding": c.padding})
+}
+
+/// The median of repeated runs, after warm-up: at least 10 runs and at least a second.
+fn median_ms(mut run: impl FnMut()) -> f64 {
+    for _ in 0..3 {
+        run();
+    }
+    let (mut times, start) = (vec![], Instant::now());
+    while times.len() < 10 || start.elapsed().as_secs_f64() < 1.0 {
+        let t = Instant::now();
+        run();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn time_case(c: &Case) -> f64 {
+    let dev = Cpu::seed_from_u64(0);
+    let x: Tensor<(usize, usize, usize, usize), f32, Cpu> =
+        dev.sample_normal_like(&(c.batch, c.channels, c.size, c.size));
+    let spec = ConvSpec::default().stride(c.stride).padding(c.padding);
+    match c.op {
+        "conv" => {
+            let w: Tensor<(usize, usize, usize, usize), f32, Cpu> =
+                dev.sample_normal_like(&(c.out, c.channels, c.kernel, c.kernel));
+            median_ms(|| {
+                let y = conv2d(x.clone().leaky_trace(), w.clone(), spec).unwrap();
+                let _ = y.sum().backward();
+            })
+        }
+        "conv_transpose" => {
+            let w: Tensor<(usize, usize, usize, usize), f32, Cpu> =
+                dev.sample_normal_like(&(c.channels, c.out, c.kernel, c.kernel));
+            median_ms(|| {
+                let y = conv_transpose2d(x.clone().leaky_trace(), w.clone(), spec).unwrap();
+                let _ = y.sum().backward();
+            })
+        }
+        "max_pool" => median_ms(|| {
+            let y = pool2d(
+                x.clone().leaky_trace(),
+                Pool::Max,
+                c.kernel,
+                c.stride,
+                c.padding,
+            )
+            .unwrap();
+            let _ = y.sum().backward();
+        }),
+        "lenet_step" => {
+            let mut model = dev.build_module::<LeNet, f32>();
+            let mut adam = Adam::new(&model, AdamConfig::default());
+            let images: Tensor<(usize, Const<784>), f32, Cpu> =
+                dev.sample_uniform_like(&(c.batch, Const));
+            let labels: Vec<usize> = (0..c.batch).map(|i| i % 10).collect();
+            let targets = mustknow::data::one_hot::<10>(&dev, &labels).unwrap();
+            let mut kept = Some(model.alloc_grads());
+            median_ms(|| {
+                let grads = kept.take().expect("returned by the previous step");
+                let logits = model.forward_mut(images.clone().traced(grads));
+                let loss = cross_entropy_with_logits_loss(logits, targets.clone());
+                let mut grads = loss.backward();
+                adam.update(&mut model, &grads).unwrap();
+                model.zero_grads(&mut grads);
+                kept = Some(grads);
+            })
+        }
+        op => unreachable!("no such op {op}"),
+    }
+}

@@ -1,0 +1,77 @@
+"""The cases of `cargo bench --bench conv`, run in PyTorch on the CPU with the same shapes,
+thread count and timing rule (median of at least 10 runs and 1 s, after 3 warm-up runs).
+
+Reads the cases (JSON, from `conv -- --cases`) on stdin; prints {"results": [...]} JSON.
+Run by benches/compare.py; needs PyTorch (`make bench-torch` installs it).
+"""
+import json
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def median_ms(run):
+    for _ in range(3):
+        run()
+    times, start = [], time.perf_counter()
+    while len(times) < 10 or time.perf_counter() - start < 1.0:
+        t = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t) * 1e3)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def lenet():
+    """mustknow::convnets::LeNet, layer for layer."""
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)),
+        nn.Conv2d(1, 16, 5, padding=2, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 5, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(800, 120), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+    )
+
+
+def time_case(c):
+    torch.manual_seed(0)
+    x = torch.randn(c["batch"], c["channels"], c["size"], c["size"], requires_grad=True)
+    k, s, p = c["kernel"], c["stride"], c["padding"]
+    op = c["op"]
+    if op in ("conv", "conv_transpose"):
+        shape = (c["out"], c["channels"]) if op == "conv" else (c["channels"], c["out"])
+        w = torch.randn(*shape, k, k, requires_grad=True)
+        f = F.conv2d if op == "conv" else F.conv_transpose2d
+        return median_ms(lambda: f(x, w, stride=s, padding=p).sum().backward())
+    if op == "max_pool":
+        return median_ms(lambda: F.max_pool2d(x, k, s, p).sum().backward())
+    if op == "lenet_step":
+        model = lenet()
+        adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+        images = torch.rand(c["batch"], 784)
+        labels = torch.arange(c["batch"]) % 10
+
+        def step():
+            loss = F.cross_entropy(model(images), labels)
+            adam.zero_grad()
+            loss.backward()
+            adam.step()
+
+        return median_ms(step)
+    raise ValueError(f"no such op {op}")
+
+
+def main():
+    cases = json.load(sys.stdin)
+    threads = int(sys.argv[1]) if len(sys.argv) > 1 else torch.get_num_threads()
+    torch.set_num_threads(threads)
+    results = [{"name": c["name"], "ms": time_case(c)} for c in cases]
+    print(json.dumps({"threads": threads, "version": torch.__version__, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
