@@ -11,7 +11,7 @@ use mustknow::prelude::*;
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
     let seed = args.next().transpose().ok().flatten().unwrap_or(0);
-    let epochs = args.next().transpose().ok().flatten().unwrap_or(12) as usize;
+    let epochs = args.next().transpose().ok().flatten().unwrap_or(10) as usize;
     let (train, test) = mnist()?.split(0.2, seed)?;
     println!(
         "LeNet on MNIST: {} training, {} test images, seed {seed}",
@@ -19,7 +19,7 @@ fn main() -> Result<(), Error> {
         test.len()
     );
     let start = std::time::Instant::now();
-    let history = train_lenet(&train, &test, &TrainConfig::new(epochs), seed)?;
+    let history = train_lenet(&train, &test, epochs, seed)?;
     println!("{}", history.epochs_frame()?);
     let last = history.last().expect("at least one epoch");
     println!(

@@ -366,7 +366,7 @@ pub fn gradients<M: TensorCollection<f32, Cpu>>(
         m: model,
         f: &mut read,
     })
-    .map_err(|e| Error::Device(e.to_string()))?;
+    .map_err(Error::Device)?;
     Ok(read.flat)
 }
 

@@ -29,25 +29,41 @@ pub type LeNet = (
     ), // → 10 logits
 );
 
-/// Trains a freshly initialised [`LeNet`] with Adam (learning rate 1e-3, batches of 32)
-/// on `train` for `epochs` epochs, evaluating on `test` after each; initial weights and
-/// batch order come from `seed`.
+/// Trains a freshly initialised [`LeNet`] for `epochs` epochs with Adam (batches of 32)
+/// and a learning rate that falls from 2e-3 to 0 along half a cosine (Loshchilov & Hutter,
+/// 2017), evaluating on `test` after each; initial weights, dropout and batch order come
+/// from `seed`.
 pub fn train_lenet(
     train: &ImageSet,
     test: &ImageSet,
-    config: &TrainConfig,
+    epochs: usize,
     seed: u64,
 ) -> Result<History, Error> {
     let dev = Cpu::seed_from_u64(seed);
+    // Reuse freed tensor buffers instead of asking the system for fresh memory every step.
+    dev.enable_cache();
     let mut model = dev.build_module::<LeNet, f32>();
-    let mut adam = Adam::new(
-        &model,
-        AdamConfig {
-            lr: 1e-3,
-            ..Default::default()
-        },
-    );
+    let mut adam = Adam::new(&model, AdamConfig::default());
     let train = MiniBatches::<784>::from_images(&dev, train, 32, seed)?;
     let test = MiniBatches::<784>::from_images(&dev, test, 500, seed)?;
-    fit_classifier(&mut model, &mut adam, &train, &test, config)
+    let steps = (epochs * train.batches_per_epoch()) as f64;
+    let cosine =
+        move |step: usize| 1e-3 * (1.0 + (std::f64::consts::PI * step as f64 / steps).cos());
+    let config = TrainConfig::new(epochs).schedule(cosine);
+    fit_classifier(&mut model, &mut adam, &train, &test, &config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::mnist;
+
+    #[test]
+    fn lenet_reaches_98_percent_on_mnist() {
+        let (train, test) = mnist().unwrap().split(0.2, 0).unwrap();
+        assert_eq!((train.len(), test.len()), (8000, 2000));
+        let history = train_lenet(&train, &test, 10, 0).unwrap();
+        let last = history.last().unwrap();
+        assert!(last.test_accuracy >= 0.98, "{last:?}");
+    }
 }

@@ -12,6 +12,7 @@ use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 use rand_distr::Uniform;
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 /// Stride, padding, dilation and groups of a convolution, named as in PyTorch's
 /// `nn.Conv2d`. The kernel size comes from the weight's shape.
@@ -116,16 +117,15 @@ impl Conv {
         let mut out = vec![0.0; self.batch * self.out_len()];
         out.par_chunks_mut(self.out_len())
             .zip(x.par_chunks(self.in_len()))
-            .for_each_init(
-                || vec![0.0; self.plane.patch_len() * positions],
-                |cols, (out, x)| {
+            .for_each(|(out, x)| {
+                with_scratch(self.plane.patch_len() * positions, |cols| {
                     let groups = out.chunks_exact_mut(self.out_per_group * positions);
                     for (g, out) in groups.enumerate() {
                         let patches = self.patches(x, g, cols);
                         matmul(out, self.kernels(w, g), patches, false, threads);
                     }
-                },
-            );
+                })
+            });
         out
     }
 
@@ -147,19 +147,22 @@ impl Conv {
         let partials: Vec<Vec<f32>> = (0..threads)
             .into_par_iter()
             .map(|t| {
-                let (mut sum, mut cols) = (vec![0.0; grad_w.len()], vec![0.0; patch * positions]);
-                for b in (t * per_thread..(t + 1) * per_thread).take_while(|&b| b < self.batch) {
-                    let x = &x[b * self.in_len()..][..self.in_len()];
-                    let grad_out = &grad_out[b * self.out_len()..][..self.out_len()];
-                    let groups = sum
-                        .chunks_exact_mut(self.out_per_group * patch)
-                        .zip(grad_out.chunks_exact(self.out_per_group * positions));
-                    for (g, (sum, grad_out)) in groups.enumerate() {
-                        let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
-                        let patches = self.patches(x, g, &mut cols).t();
-                        matmul(sum, grad_out, patches, true, self.threads_per_product());
+                let mut sum = vec![0.0; grad_w.len()];
+                let images = (t * per_thread..(t + 1) * per_thread).take_while(|&b| b < self.batch);
+                with_scratch(patch * positions, |cols| {
+                    for b in images {
+                        let x = &x[b * self.in_len()..][..self.in_len()];
+                        let grad_out = &grad_out[b * self.out_len()..][..self.out_len()];
+                        let groups = sum
+                            .chunks_exact_mut(self.out_per_group * patch)
+                            .zip(grad_out.chunks_exact(self.out_per_group * positions));
+                        for (g, (sum, grad_out)) in groups.enumerate() {
+                            let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
+                            let patches = self.patches(x, g, cols).t();
+                            matmul(sum, grad_out, patches, true, self.threads_per_product());
+                        }
                     }
-                }
+                });
                 sum
             })
             .collect();
@@ -172,22 +175,40 @@ impl Conv {
     /// onto the pixels they came from (col2im).
     pub fn input_grad(&self, w: &[f32], grad_out: &[f32], grad_x: &mut [f32]) {
         let (positions, patch) = (self.plane.positions(), self.plane.patch_len());
-        let scratch = || vec![0.0; patch * positions];
         grad_x
             .par_chunks_mut(self.in_len())
             .zip(grad_out.par_chunks(self.out_len()))
-            .for_each_init(scratch, |cols, (grad_x, grad_out)| {
-                let groups = grad_x
-                    .chunks_exact_mut(self.plane.image_len())
-                    .zip(grad_out.chunks_exact(self.out_per_group * positions));
-                for (g, (grad_x, grad_out)) in groups.enumerate() {
-                    let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
-                    let kernels = self.kernels(w, g).t();
-                    matmul(cols, kernels, grad_out, false, self.threads_per_product());
-                    self.plane.col2im(cols, grad_x);
-                }
+            .for_each(|(grad_x, grad_out)| {
+                with_scratch(patch * positions, |cols| {
+                    let groups = grad_x
+                        .chunks_exact_mut(self.plane.image_len())
+                        .zip(grad_out.chunks_exact(self.out_per_group * positions));
+                    for (g, (grad_x, grad_out)) in groups.enumerate() {
+                        let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
+                        let kernels = self.kernels(w, g).t();
+                        matmul(cols, kernels, grad_out, false, self.threads_per_product());
+                        self.plane.col2im(cols, grad_x);
+                    }
+                })
             });
     }
+}
+
+/// Runs `f` on this thread's scratch buffer of `len` floats, kept between calls so that a
+/// training loop does not allocate (and the kernel zero) patch matrices at every step. A
+/// nested call on the same thread (rayon can run another image's work while a product
+/// waits) gets a buffer of its own.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    thread_local!(static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) });
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buffer) => {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+            f(&mut buffer[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
 }
 
 /// A contiguous tensor's values, in order.

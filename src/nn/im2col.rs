@@ -107,13 +107,13 @@ impl Plane {
                 let line = &image[(c * self.height + y) * self.width..][..self.width];
                 out[..columns.start].fill(0.0);
                 out[columns.end..].fill(0.0);
+                let x0 = w.input_index(columns.start, kx) as usize;
+                let out = &mut out[columns.clone()];
                 if w.stride == 1 {
-                    let x0 = w.input_index(columns.start, kx) as usize;
-                    out[columns.clone()].copy_from_slice(&line[x0..x0 + columns.len()]);
+                    out.copy_from_slice(&line[x0..x0 + out.len()]);
                 } else {
-                    for ox in columns.clone() {
-                        out[ox] = line[w.input_index(ox, kx) as usize];
-                    }
+                    let src = line[x0..].iter().step_by(w.stride);
+                    out.iter_mut().zip(src).for_each(|(o, x)| *o = *x);
                 }
             }
         }

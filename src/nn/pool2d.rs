@@ -61,24 +61,27 @@ fn pool_forward(x: &[f32], plane: &Plane, kind: Pool, planes: usize) -> (Vec<f32
     let channels = x.par_chunks(image).enumerate();
     match kind {
         Pool::Max => {
-            let mut taken = vec![0; planes * positions];
-            taken
-                .par_chunks_mut(positions)
+            let (mut out, mut taken) = (vec![0.0; planes * positions], vec![0; planes * positions]);
+            out.par_chunks_mut(positions)
+                .zip(taken.par_chunks_mut(positions))
                 .zip(channels)
-                .for_each(|(taken, (p, x))| {
+                .for_each(|((out, taken), (p, x))| {
                     for_each_window(plane, |position, rows, columns| {
                         let mut best = rows.start * plane.width + columns.start;
+                        let mut max = x[best];
                         for y in rows {
                             for i in columns.clone().map(|x| y * plane.width + x) {
-                                if x[i] > x[best] {
-                                    best = i;
-                                }
+                                // Selects, not branches: which pixel wins is data, and a
+                                // mispredicted branch per pixel would cost more than the rest.
+                                let higher = x[i] > max;
+                                max = if higher { x[i] } else { max };
+                                best = if higher { i } else { best };
                             }
                         }
-                        taken[position] = p * image + best;
+                        (out[position], taken[position]) = (max, p * image + best);
                     })
                 });
-            (taken.iter().map(|&i| x[i]).collect(), taken)
+            (out, taken)
         }
         Pool::Avg => {
             let area = (plane.window.kernel * plane.window.kernel) as f32;
