@@ -2,7 +2,8 @@
 //!
 //! One module per notebook section (`backprop` is `notebooks/01_backprop.ipynb`), plus
 //! small shared modules: [`data`] (datasets and mini-batches), [`train`] (the training
-//! loop), [`plot`] (figures), [`display`] (tables), [`seed`]. Notebooks start with
+//! loop), [`nn`] (convolution and pooling layers for dfdx on stable Rust), [`plot`]
+//! (figures), [`display`] (tables), [`seed`]. Notebooks start with
 //! `use mustknow::prelude::*;`.
 
 pub mod backprop;
