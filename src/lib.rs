@@ -27,6 +27,7 @@ pub use polars;
 pub mod prelude {
     pub use crate::data::{two_moons, ImageSet, MiniBatches, Points2d, Standardizer};
     pub use crate::display::{Show, Table};
+    pub use crate::nn::builders::*;
     pub use crate::plot::{
         decision_boundary, heatmap, image_grid, line_chart, line_chart_log, scatter, Figure,
     };
