@@ -26,6 +26,8 @@ pub enum Error {
     },
     #[error("the optimizer could not update the model: {0}")]
     Optimizer(String),
+    #[error("the tensor device failed: {0}")]
+    Device(String),
     #[error("could not build the table: {0}")]
     Table(String),
     #[error("could not draw the figure: {0}")]

@@ -3,11 +3,15 @@
 //! with a clear error instead of training on NaN.
 //!
 //! The loop is written once here, compiled once with the crate, so a notebook cell that
-//! trains a model compiles nothing heavy of its own.
+//! trains a model compiles nothing heavy of its own. [`parameters`], [`set_parameters`] and
+//! [`gradients`] read a model's weights and gradients as one flat vector, for experiments
+//! that compare trajectories or write an update rule by hand.
 
 use crate::data::{one_hot, MiniBatches};
 use crate::Error;
+use dfdx::optim::{Adam, RMSprop, Sgd};
 use dfdx::prelude::*;
+use dfdx::tensor::CpuError;
 use indicatif::{ProgressBar, ProgressStyle};
 use polars::df;
 use polars::prelude::DataFrame;
@@ -16,13 +20,22 @@ use std::io::IsTerminal;
 /// A condition checked after every epoch, e.g. "test accuracy reached 98%".
 pub type StopCondition = Box<dyn Fn(&EpochRecord) -> bool>;
 
-/// How long to train and what to report. The batch size and the seed of the shuffling
-/// belong to the [`MiniBatches`]; the initial weights come from the device the model was
-/// built on (`Cpu::seed_from_u64`).
+/// A learning rate for each optimizer step, given the step's index from 0.
+pub type Schedule = Box<dyn Fn(usize) -> f64>;
+
+/// How long to train, on which loss, and what to report. The batch size and the seed of
+/// the shuffling belong to the [`MiniBatches`]; the initial weights come from the device
+/// the model was built on (`Cpu::seed_from_u64`).
 pub struct TrainConfig {
     pub epochs: usize,
+    /// The loss minimised; the test loss of each epoch is the same loss.
+    pub loss: Loss,
+    /// The learning rate of every step; `None` leaves the optimizer's own.
+    pub schedule: Option<Schedule>,
     /// In a notebook, print a progress line every this many steps (0: only per epoch).
     pub log_every: usize,
+    /// Print nothing: for sweeps that train many models.
+    pub quiet: bool,
     /// Stop after the first epoch that meets this condition.
     pub stop_when: Option<StopCondition>,
 }
@@ -31,9 +44,28 @@ impl TrainConfig {
     pub fn new(epochs: usize) -> TrainConfig {
         TrainConfig {
             epochs,
+            loss: Loss::CrossEntropy,
+            schedule: None,
             log_every: 0,
+            quiet: false,
             stop_when: None,
         }
+    }
+
+    pub fn loss(mut self, loss: Loss) -> TrainConfig {
+        self.loss = loss;
+        self
+    }
+
+    /// Sets the optimizer's learning rate to `schedule(step)` before each step (step 0 first).
+    pub fn schedule(mut self, schedule: impl Fn(usize) -> f64 + 'static) -> TrainConfig {
+        self.schedule = Some(Box::new(schedule));
+        self
+    }
+
+    pub fn quiet(mut self) -> TrainConfig {
+        self.quiet = true;
+        self
     }
 
     pub fn log_every(mut self, steps: usize) -> TrainConfig {
@@ -64,6 +96,8 @@ pub struct EpochRecord {
     pub train_accuracy: f32,
     pub test_loss: f32,
     pub test_accuracy: f32,
+    /// The Euclidean norm of all trainable parameters after the epoch.
+    pub weight_norm: f32,
 }
 
 /// Everything a run measured; equal seeds give bit-identical histories.
@@ -91,7 +125,7 @@ impl History {
         frame.map_err(|e| Error::Table(e.to_string()))
     }
 
-    /// One row per epoch: training means and held-out evaluation.
+    /// One row per epoch: training means, held-out evaluation and the weights' norm.
     pub fn epochs_frame(&self) -> Result<DataFrame, Error> {
         let e = &self.epochs;
         let frame = df!(
@@ -100,8 +134,62 @@ impl History {
             "train_accuracy" => e.iter().map(|r| r.train_accuracy).collect::<Vec<_>>(),
             "test_loss" => e.iter().map(|r| r.test_loss).collect::<Vec<_>>(),
             "test_accuracy" => e.iter().map(|r| r.test_accuracy).collect::<Vec<_>>(),
+            "weight_norm" => e.iter().map(|r| r.weight_norm).collect::<Vec<_>>(),
         );
         frame.map_err(|e| Error::Table(e.to_string()))
+    }
+}
+
+/// The loss a classifier is trained on, computed from its logits and one-hot targets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Loss {
+    /// Cross-entropy of the softmax of the logits: `-ln p(label)`, averaged over the batch.
+    #[default]
+    CrossEntropy,
+    /// The squared error between the softmax probabilities and the one-hot target, summed
+    /// over classes and averaged over the batch (the Brier score; Brier, 1950). Notebook
+    /// `02_optimization` §2 shows why it learns slowly when the softmax saturates.
+    SquaredError,
+}
+
+impl Loss {
+    /// The batch's mean loss, on whatever tape the logits carry.
+    pub fn of<T: Tape<f32, Cpu>, const C: usize>(
+        self,
+        logits: Tensor<(usize, Const<C>), f32, Cpu, T>,
+        targets: Tensor<(usize, Const<C>), f32, Cpu>,
+    ) -> Tensor<Rank0, f32, Cpu, T> {
+        match self {
+            Loss::CrossEntropy => cross_entropy_with_logits_loss(logits, targets),
+            Loss::SquaredError => (logits.softmax::<Axis<1>>() - targets)
+                .square()
+                .sum::<(usize,), Axis<1>>()
+                .mean(),
+        }
+    }
+}
+
+/// An optimizer whose learning rate the training loop can set before each step, so that
+/// a [`Schedule`] can drive it (notebook `02_optimization` §5).
+pub trait LearningRate {
+    fn set_learning_rate(&mut self, lr: f64);
+}
+
+impl<M> LearningRate for Sgd<M, f32, Cpu> {
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+}
+
+impl<M> LearningRate for Adam<M, f32, Cpu> {
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+}
+
+impl<M> LearningRate for RMSprop<M, f32, Cpu> {
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.cfg.lr = lr;
     }
 }
 
@@ -112,7 +200,7 @@ pub trait Classifier<const F: usize, const C: usize>:
         Tensor<(usize, Const<F>), f32, Cpu, OwnedTape<f32, Cpu>>,
         Output = Tensor<(usize, Const<C>), f32, Cpu, OwnedTape<f32, Cpu>>,
     > + Module<Tensor<(usize, Const<F>), f32, Cpu>, Output = Tensor<(usize, Const<C>), f32, Cpu>>
-    + ZeroGrads<f32, Cpu>
+    + TensorCollection<f32, Cpu>
 {
 }
 
@@ -121,12 +209,13 @@ impl<M, const F: usize, const C: usize> Classifier<F, C> for M where
             Tensor<(usize, Const<F>), f32, Cpu, OwnedTape<f32, Cpu>>,
             Output = Tensor<(usize, Const<C>), f32, Cpu, OwnedTape<f32, Cpu>>,
         > + Module<Tensor<(usize, Const<F>), f32, Cpu>, Output = Tensor<(usize, Const<C>), f32, Cpu>>
-        + ZeroGrads<f32, Cpu>
+        + TensorCollection<f32, Cpu>
 {
 }
 
-/// Trains `model` with `optimizer` to classify `train`'s examples (cross-entropy on the
-/// logits), evaluating on `test` after every epoch.
+/// Trains `model` with `optimizer` to classify `train`'s examples (by default cross-entropy
+/// on the logits; see [`TrainConfig`] for the loss and a learning-rate schedule),
+/// evaluating on `test` after every epoch.
 ///
 /// Fails with [`Error::NotFinite`] at the first step whose loss is NaN or infinite,
 /// naming the epoch and step, rather than carrying on with a ruined model.
@@ -139,10 +228,10 @@ pub fn fit_classifier<M, O, const F: usize, const C: usize>(
 ) -> Result<History, Error>
 where
     M: Classifier<F, C>,
-    O: Optimizer<M, Cpu, f32>,
+    O: Optimizer<M, Cpu, f32> + LearningRate,
 {
     let dev = Cpu::default();
-    let progress = Progress::new(config.epochs, train.batches_per_epoch(), config.log_every);
+    let progress = Progress::new(config, train.batches_per_epoch());
     let mut grads = model.alloc_grads();
     let mut history = History::default();
     for epoch in 1..=config.epochs {
@@ -151,7 +240,7 @@ where
             let targets = one_hot::<C>(&dev, &labels)?;
             let logits = model.forward_mut(x.traced(grads));
             let accuracy = accuracy(&logits.as_vec(), &labels, C);
-            let loss = cross_entropy_with_logits_loss(logits, targets);
+            let loss = config.loss.of(logits, targets);
             let record = StepRecord {
                 epoch,
                 step: history.steps.len() + 1,
@@ -160,6 +249,9 @@ where
             };
             ensure_finite("training loss", record.loss, epoch, record.step)?;
             grads = loss.backward();
+            if let Some(schedule) = &config.schedule {
+                optimizer.set_learning_rate(schedule(record.step - 1));
+            }
             optimizer
                 .update(model, &grads)
                 .map_err(|e| Error::Optimizer(format!("{e:?}")))?;
@@ -168,7 +260,7 @@ where
             history.steps.push(record);
         }
         let epoch_steps = &history.steps[first..];
-        let (test_loss, test_accuracy) = evaluate(model, test)?;
+        let (test_loss, test_accuracy) = evaluate(model, test, config.loss)?;
         ensure_finite("test loss", test_loss, epoch, history.steps.len())?;
         let record = EpochRecord {
             epoch,
@@ -176,6 +268,7 @@ where
             train_accuracy: mean(epoch_steps.iter().map(|s| s.accuracy)),
             test_loss,
             test_accuracy,
+            weight_norm: norm(&parameters(model)),
         };
         progress.epoch(&record);
         history.epochs.push(record);
@@ -187,10 +280,11 @@ where
     Ok(history)
 }
 
-/// Mean cross-entropy and accuracy of `model` on every example of `examples`, without a tape.
+/// Mean `loss` and accuracy of `model` on every example of `examples`, without a tape.
 pub fn evaluate<M, const F: usize, const C: usize>(
     model: &M,
     examples: &MiniBatches<F>,
+    loss: Loss,
 ) -> Result<(f32, f32), Error>
 where
     M: Module<Tensor<(usize, Const<F>), f32, Cpu>, Output = Tensor<(usize, Const<C>), f32, Cpu>>,
@@ -201,7 +295,7 @@ where
         let targets = one_hot::<C>(&dev, &labels)?;
         let logits = model.forward(x);
         correct += accuracy(&logits.as_vec(), &labels, C) * labels.len() as f32;
-        loss_sum += cross_entropy_with_logits_loss(logits, targets).array() * labels.len() as f32;
+        loss_sum += loss.of(logits, targets).array() * labels.len() as f32;
     }
     let n = examples.len().max(1) as f32;
     Ok((loss_sum / n, correct / n))
@@ -218,6 +312,135 @@ pub fn accuracy(logits: &[f32], labels: &[usize], classes: usize) -> f32 {
         .filter(|(row, &label)| argmax(row) == label)
         .count();
     correct as f32 / labels.len().max(1) as f32
+}
+
+/// Every trainable number of `model`, tensor by tensor in dfdx's visiting order (for a
+/// `Linear`: the weight row by row, then the bias).
+pub fn parameters<M: TensorCollection<f32, Cpu>>(model: &M) -> Vec<f32> {
+    let mut flat = Flatten(Vec::new());
+    let walked = M::iter_tensors(&mut RecursiveWalker {
+        m: model,
+        f: &mut flat,
+    });
+    match walked {
+        Ok(_) => flat.0,
+        Err(never) => match never {},
+    }
+}
+
+/// Overwrites the trainable numbers of `model` with `values`, in the order of
+/// [`parameters`]. The tensors keep their identity, so an optimizer's state still fits them.
+pub fn set_parameters<M: TensorCollection<f32, Cpu>>(
+    model: &mut M,
+    values: &[f32],
+) -> Result<(), Error> {
+    let count = model.num_trainable_params();
+    if values.len() != count {
+        return Err(Error::ShapeMismatch {
+            what: "the parameter values",
+            expected: format!("{count}, one per trainable number of the model"),
+            got: values.len().to_string(),
+        });
+    }
+    let walked = M::iter_tensors(&mut RecursiveWalker {
+        m: model,
+        f: &mut Overwrite(values),
+    });
+    match walked {
+        Ok(_) => Ok(()),
+        Err(never) => match never {},
+    }
+}
+
+/// The gradient of every trainable number of `model` in `grads`, in the order of
+/// [`parameters`]; a tensor that `grads` holds no gradient for counts as zero.
+pub fn gradients<M: TensorCollection<f32, Cpu>>(
+    model: &M,
+    grads: &Gradients<f32, Cpu>,
+) -> Result<Vec<f32>, Error> {
+    let mut read = ReadGradients {
+        grads: grads.clone(),
+        flat: Vec::new(),
+    };
+    M::iter_tensors(&mut RecursiveWalker {
+        m: model,
+        f: &mut read,
+    })
+    .map_err(|e| Error::Device(e.to_string()))?;
+    Ok(read.flat)
+}
+
+/// The Euclidean norm of a vector.
+pub fn norm(values: &[f32]) -> f32 {
+    values.iter().map(|v| v * v).sum::<f32>().sqrt()
+}
+
+/// Appends each trainable tensor's values.
+struct Flatten(Vec<f32>);
+
+impl TensorVisitor<f32, Cpu> for Flatten {
+    type Viewer = ViewTensorRef;
+    type Err = std::convert::Infallible;
+    type E2 = f32;
+    type D2 = Cpu;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, Cpu>,
+        t: &Tensor<S, f32, Cpu>,
+    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
+        if opts.do_gradient_update {
+            self.0.extend(t.as_vec());
+        }
+        Ok(None)
+    }
+}
+
+/// Copies successive slices of its values into each trainable tensor.
+struct Overwrite<'a>(&'a [f32]);
+
+impl TensorVisitor<f32, Cpu> for Overwrite<'_> {
+    type Viewer = ViewTensorMut;
+    type Err = std::convert::Infallible;
+    type E2 = f32;
+    type D2 = Cpu;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, Cpu>,
+        t: &mut Tensor<S, f32, Cpu>,
+    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
+        if opts.do_gradient_update {
+            let (head, rest) = self.0.split_at(t.shape().num_elements());
+            t.copy_from(head);
+            self.0 = rest;
+        }
+        Ok(None)
+    }
+}
+
+/// Appends each trainable tensor's gradient, zeros where there is none.
+struct ReadGradients {
+    grads: Gradients<f32, Cpu>,
+    flat: Vec<f32>,
+}
+
+impl TensorVisitor<f32, Cpu> for ReadGradients {
+    type Viewer = ViewTensorRef;
+    type Err = CpuError;
+    type E2 = f32;
+    type D2 = Cpu;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, Cpu>,
+        t: &Tensor<S, f32, Cpu>,
+    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
+        if opts.do_gradient_update {
+            self.flat.extend(self.grads.get_or_alloc_mut(t)?.iter());
+        }
+        Ok(None)
+    }
 }
 
 fn mean(values: impl Iterator<Item = f32>) -> f32 {
@@ -245,25 +468,27 @@ fn ensure_finite(
 
 /// Progress: a bar in a terminal; in a notebook (stdout is not a terminal) a short line
 /// every `log_every` steps and after about ten evenly spaced epochs, since stdout streams
-/// into the cell.
+/// into the cell; nothing at all when the run is quiet.
 struct Progress {
     bar: Option<ProgressBar>,
     log_every: usize,
     epochs: usize,
+    quiet: bool,
 }
 
 impl Progress {
-    fn new(epochs: usize, steps_per_epoch: usize, log_every: usize) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
+    fn new(config: &TrainConfig, steps_per_epoch: usize) -> Progress {
+        let bar = (!config.quiet && std::io::stderr().is_terminal()).then(|| {
             let style =
                 ProgressStyle::with_template("{bar:30} {pos}/{len} steps, {msg} [{elapsed}<{eta}]")
                     .expect("a valid template");
-            ProgressBar::new((epochs * steps_per_epoch) as u64).with_style(style)
+            ProgressBar::new((config.epochs * steps_per_epoch) as u64).with_style(style)
         });
         Progress {
             bar,
-            log_every,
-            epochs,
+            log_every: config.log_every,
+            epochs: config.epochs,
+            quiet: config.quiet,
         }
     }
 
@@ -273,7 +498,10 @@ impl Progress {
                 bar.set_message(format!("loss {:.4}", record.loss));
                 bar.inc(1);
             }
-            None if self.log_every > 0 && record.step.is_multiple_of(self.log_every) => {
+            None if !self.quiet
+                && self.log_every > 0
+                && record.step.is_multiple_of(self.log_every) =>
+            {
                 println!(
                     "epoch {} step {}: loss {:.4}, batch accuracy {:.3}",
                     record.epoch, record.step, record.loss, record.accuracy
@@ -285,7 +513,8 @@ impl Progress {
 
     fn epoch(&self, r: &EpochRecord) {
         let last = r.epoch == self.epochs;
-        if self.bar.is_none() && !last && !r.epoch.is_multiple_of(self.epochs.div_ceil(10)) {
+        let thinned = !last && !r.epoch.is_multiple_of(self.epochs.div_ceil(10));
+        if self.quiet || (self.bar.is_none() && thinned) {
             return;
         }
         let line = format!(
@@ -414,9 +643,93 @@ mod tests {
                 "train_loss",
                 "train_accuracy",
                 "test_loss",
-                "test_accuracy"
+                "test_accuracy",
+                "weight_norm"
             ]
         );
+    }
+
+    #[test]
+    fn a_schedule_sets_the_learning_rate_of_every_step() {
+        let train = moons(64, 3, 16);
+        let run = |config: &TrainConfig| {
+            let dev = Cpu::seed_from_u64(3);
+            let mut model = dev.build_module::<Net, f32>();
+            let before = parameters(&model);
+            let mut sgd = Sgd::new(&model, SgdConfig::default());
+            let history = fit_classifier(&mut model, &mut sgd, &train, &train, config).unwrap();
+            (before, parameters(&model), history)
+        };
+        let (before, after, _) = run(&TrainConfig::new(2).schedule(|_| 0.0));
+        assert_eq!(before, after, "a learning rate of 0 moves nothing");
+        let (_, _, unscheduled) = run(&TrainConfig::new(2));
+        let (_, _, constant) = run(&TrainConfig::new(2).schedule(|_| 1e-2));
+        assert_eq!(unscheduled, constant, "SgdConfig's default is 1e-2");
+        // Only the first step moves: the loss changes between steps 1 and 2, then stays.
+        let (_, _, once) = run(&TrainConfig::new(1).schedule(|s| if s == 0 { 0.5 } else { 0.0 }));
+        let losses: Vec<f32> = once.steps.iter().map(|s| s.loss).collect();
+        let again = run(&TrainConfig::new(1).schedule(|_| 0.0)).2;
+        assert_eq!(losses[0], again.steps[0].loss);
+        assert_ne!(losses[1], again.steps[1].loss);
+    }
+
+    #[test]
+    fn the_squared_error_sums_over_classes_and_averages_over_the_batch() {
+        let dev = Cpu::default();
+        // Logits (0, 0): probabilities (1/2, 1/2); target (1, 0): (1/2)² + (1/2)² = 1/2.
+        // Logits (ln 3, 0): (3/4, 1/4); target (0, 1): (3/4)² + (3/4)² = 9/8.
+        let logits = dev.tensor_from_vec(vec![0.0, 0.0, 3f32.ln(), 0.0], (2, Const::<2>));
+        let targets = one_hot::<2>(&dev, &[0, 1]).unwrap();
+        let loss = Loss::SquaredError
+            .of(logits.clone(), targets.clone())
+            .array();
+        assert!((loss - (0.5 + 9.0 / 8.0) / 2.0).abs() < 1e-6, "{loss}");
+        let ce = Loss::CrossEntropy.of(logits, targets).array();
+        assert!((ce - (2f32.ln() + 4f32.ln()) / 2.0).abs() < 1e-6, "{ce}");
+    }
+
+    #[test]
+    fn parameters_read_and_write_every_trainable_number_in_order() {
+        let dev = Cpu::seed_from_u64(0);
+        let mut model = dev.build_module::<Net, f32>();
+        let flat = parameters(&model);
+        assert_eq!(flat.len(), 2 * 16 + 16 + 16 * 2 + 2);
+        assert_eq!(flat[..32], model.0.weight.as_vec()[..]);
+        assert_eq!(flat[32..48], model.0.bias.as_vec()[..]);
+        let doubled: Vec<f32> = flat.iter().map(|v| 2.0 * v).collect();
+        set_parameters(&mut model, &doubled).unwrap();
+        assert_eq!(parameters(&model), doubled);
+        assert_eq!(model.2.bias.as_vec(), doubled[flat.len() - 2..]);
+        let err = set_parameters(&mut model, &flat[1..]).unwrap_err();
+        assert!(err.to_string().contains("should be 82"), "{err}");
+        assert!((norm(&[3.0, 4.0]) - 5.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gradients_follow_the_parameter_order_and_missing_ones_are_zero() {
+        let dev = Cpu::seed_from_u64(0);
+        let model = dev.build_module::<Net, f32>();
+        let x: Tensor<Rank2<3, 2>, f32, Cpu> = dev.sample_normal();
+        let grads = model
+            .forward(x.traced(model.alloc_grads()))
+            .square()
+            .mean()
+            .backward();
+        let flat = gradients(&model, &grads).unwrap();
+        assert_eq!(flat.len(), parameters(&model).len());
+        assert_eq!(flat[..32], grads.get(&model.0.weight).as_vec()[..]);
+        assert_eq!(flat[80..], grads.get(&model.2.bias).as_vec()[..]);
+        assert!(flat.iter().any(|g| g.abs() > 1e-4));
+        let none = gradients(&model, &Gradients::leaky()).unwrap();
+        assert_eq!(none, vec![0.0; flat.len()]);
+    }
+
+    #[test]
+    fn each_epoch_records_the_weight_norm() {
+        let history = run(4, 32, &TrainConfig::new(3).quiet()).unwrap();
+        let norms: Vec<f32> = history.epochs.iter().map(|e| e.weight_norm).collect();
+        assert!(norms.iter().all(|&n| n > 0.1), "{norms:?}");
+        assert_ne!(norms[0], norms[2], "training moves the weights");
     }
 
     #[test]
