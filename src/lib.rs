@@ -25,7 +25,8 @@ pub mod prelude {
     pub use crate::data::{two_moons, ImageSet, MiniBatches, Points2d, Standardizer};
     pub use crate::display::{Show, Table};
     pub use crate::plot::{
-        decision_boundary, heatmap, image_grid, line_chart, line_chart_log, scatter, Figure,
+        contour, decision_boundary, heatmap, image_grid, line_chart, line_chart_log, scatter,
+        Figure,
     };
     pub use crate::seed::notebook_seed;
     pub use crate::train::{fit_classifier, TrainConfig};

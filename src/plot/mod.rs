@@ -9,17 +9,21 @@
 //!   [`decision_boundary`]).
 //! - [`images`]: pictures in a grid ([`image_grid`], [`image_grid_diverging`]).
 //! - [`heatmap`](mod@heatmap): a matrix as colours with a colour bar ([`heatmap()`]).
+//! - [`contour`](mod@contour): a function of two variables as level bands, with paths over
+//!   it ([`contour()`]).
 //! - [`panels`]: several figures in one ([`Figure::grid`]).
 //!
 //! Every function checks its input first and returns [`Error::FigureInput`] saying what
 //! is wrong, rather than drawing a blank or misleading figure.
 
 pub mod charts;
+pub mod contour;
 pub mod heatmap;
 pub mod images;
 pub mod panels;
 
 pub use charts::{decision_boundary, line_chart, line_chart_log, scatter};
+pub use contour::contour;
 pub use heatmap::heatmap;
 pub use images::{image_grid, image_grid_diverging};
 
@@ -356,6 +360,22 @@ mod tests {
             .map(|k| ((k % 64) as f64 * 0.1).sin())
             .collect();
         let large = heatmap("64 × 64", &big, 64, 64, &[], &[]).unwrap();
+        let rosenbrock = |p: [f64; 2]| (1.0 - p[0]).powi(2) + 100.0 * (p[1] - p[0] * p[0]).powi(2);
+        let route: Vec<[f64; 2]> = (0..=20)
+            .map(|i| {
+                let t = i as f64 / 20.0;
+                [-1.5 + 2.5 * t, 2.0 - 1.0 * t * t]
+            })
+            .collect();
+        let surface = contour(
+            "Rosenbrock",
+            ("x", "y"),
+            [-2.0, 2.0],
+            [-1.0, 3.0],
+            &rosenbrock,
+            &[("route", &route), ("minimum", &[[1.0, 1.0]])],
+        )
+        .unwrap();
         let panels =
             Figure::grid("Training", &[loss.clone(), log.clone(), matrix.clone()], 2).unwrap();
         for (name, fig) in [
@@ -368,6 +388,7 @@ mod tests {
             ("confusion", matrix),
             ("attention", attend),
             ("large", large),
+            ("contour", surface),
             ("panels", panels),
         ] {
             fig.save(dir.join(format!("{name}.svg"))).unwrap();
