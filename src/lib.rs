@@ -1,6 +1,7 @@
 //! mustknow: the machine-learning must-knows, taught as Rust notebooks and checked.
 //!
-//! One module per notebook section (`backprop` is `notebooks/01_backprop.ipynb`), plus
+//! One module per notebook section (`backprop` is `notebooks/01_backprop.ipynb`,
+//! `optimization` is `02_optimization`), plus
 //! small shared modules: [`data`] (datasets and mini-batches), [`train`] (the training
 //! loop), [`plot`] (figures), [`display`] (tables), [`seed`]. Notebooks start with
 //! `use mustknow::prelude::*;`.
@@ -9,6 +10,7 @@ pub mod backprop;
 pub mod data;
 pub mod display;
 mod error;
+pub mod optimization;
 pub mod plot;
 pub mod seed;
 pub mod tour;

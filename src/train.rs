@@ -175,19 +175,25 @@ pub trait LearningRate {
     fn set_learning_rate(&mut self, lr: f64);
 }
 
-impl<M> LearningRate for Sgd<M, f32, Cpu> {
+/// A dfdx optimizer for model `M` whose learning rate can be set: what the training loop
+/// takes, and what a `Box<dyn Trainer<M, E>>` holds when the optimizer is chosen at run time.
+pub trait Trainer<M, E: Dtype>: Optimizer<M, Cpu, E> + LearningRate {}
+
+impl<M, E: Dtype, O: Optimizer<M, Cpu, E> + LearningRate> Trainer<M, E> for O {}
+
+impl<M, E: Dtype> LearningRate for Sgd<M, E, Cpu> {
     fn set_learning_rate(&mut self, lr: f64) {
         self.cfg.lr = lr;
     }
 }
 
-impl<M> LearningRate for Adam<M, f32, Cpu> {
+impl<M, E: Dtype> LearningRate for Adam<M, E, Cpu> {
     fn set_learning_rate(&mut self, lr: f64) {
         self.cfg.lr = lr;
     }
 }
 
-impl<M> LearningRate for RMSprop<M, f32, Cpu> {
+impl<M, E: Dtype> LearningRate for RMSprop<M, E, Cpu> {
     fn set_learning_rate(&mut self, lr: f64) {
         self.cfg.lr = lr;
     }
@@ -228,7 +234,7 @@ pub fn fit_classifier<M, O, const F: usize, const C: usize>(
 ) -> Result<History, Error>
 where
     M: Classifier<F, C>,
-    O: Optimizer<M, Cpu, f32> + LearningRate,
+    O: Optimizer<M, Cpu, f32> + LearningRate + ?Sized,
 {
     let dev = Cpu::default();
     let progress = Progress::new(config, train.batches_per_epoch());
@@ -358,6 +364,14 @@ pub fn gradients<M: TensorCollection<f32, Cpu>>(
     model: &M,
     grads: &Gradients<f32, Cpu>,
 ) -> Result<Vec<f32>, Error> {
+    flat_gradients(model, grads).map_err(|e| Error::Device(e.to_string()))
+}
+
+/// [`gradients`] with dfdx's error, for code that reports errors as dfdx does.
+pub(crate) fn flat_gradients<M: TensorCollection<f32, Cpu>>(
+    model: &M,
+    grads: &Gradients<f32, Cpu>,
+) -> Result<Vec<f32>, CpuError> {
     let mut read = ReadGradients {
         grads: grads.clone(),
         flat: Vec::new(),
@@ -365,8 +379,7 @@ pub fn gradients<M: TensorCollection<f32, Cpu>>(
     M::iter_tensors(&mut RecursiveWalker {
         m: model,
         f: &mut read,
-    })
-    .map_err(|e| Error::Device(e.to_string()))?;
+    })?;
     Ok(read.flat)
 }
 
