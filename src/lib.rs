@@ -28,7 +28,7 @@ pub mod prelude {
     pub use crate::display::{Show, Table};
     pub use crate::plot::{
         contour, decision_boundary, heatmap, image_grid, line_chart, line_chart_log, scatter,
-        Figure,
+        xy_chart, Figure, Scale,
     };
     pub use crate::seed::notebook_seed;
     pub use crate::train::{fit_classifier, TrainConfig};

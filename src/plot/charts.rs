@@ -19,11 +19,15 @@ pub fn line_chart(
 ) -> Result<Figure, Error> {
     check_series(title, series)?;
     let (lo, hi) = padded_range(series.iter().flat_map(|(_, s)| s.iter().copied()));
+    let (points, x) = against_index(series);
+    let whole = |x: &f64| format!("{x:.0}");
+    let labels = (x_label, y_label);
     lines(
         title,
-        x_label,
-        y_label,
-        series,
+        labels,
+        &points,
+        x,
+        &whole,
         RangedCoordf64::from(lo..hi),
     )
 }
@@ -37,18 +41,119 @@ pub fn line_chart_log(
     series: &[(&str, &[f64])],
 ) -> Result<Figure, Error> {
     check_series(title, series)?;
-    for (name, values) in series {
-        if let Some((i, v)) = values.iter().enumerate().find(|(_, &v)| v <= 0.0) {
-            let problem = format!("series {name:?} has {v} at step {i}; a log scale needs values above 0: use line_chart");
-            return Err(bad_input(title, problem));
+    check_positive(title, series, "step", "use line_chart")?;
+    let y = log_range(series.iter().flat_map(|(_, s)| s.iter().copied()));
+    let (points, x) = against_index(series);
+    let whole = |x: &f64| format!("{x:.0}");
+    lines(title, (x_label, y_label), &points, x, &whole, y)
+}
+
+/// A named curve through `(x, y)` points, ready to draw.
+type Curve<'a> = (&'a str, Vec<(f64, f64)>);
+
+/// How an axis of an [`xy_chart`] is scaled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    Linear,
+    /// Logarithmic: every value on the axis must be positive.
+    Log,
+}
+
+/// Curves through `(x, y)` points, each axis linear or logarithmic (`scales` is `[x, y]`),
+/// with a legend when there are several: a quantity against a learning rate, a variance
+/// against the batch size on log-log axes.
+pub fn xy_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    scales: [Scale; 2],
+    series: &[(&str, &[[f64; 2]])],
+) -> Result<Figure, Error> {
+    for axis in 0..2 {
+        let values: Vec<(&str, Vec<f64>)> = series
+            .iter()
+            .map(|(name, points)| (*name, points.iter().map(|p| p[axis]).collect()))
+            .collect();
+        let views: Vec<(&str, &[f64])> = values.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        check_series(title, &views)?;
+        if scales[axis] == Scale::Log {
+            let what = ["x", "y"][axis];
+            check_positive(title, &views, what, "use Scale::Linear")?;
         }
     }
-    let values = || series.iter().flat_map(|(_, s)| s.iter().copied());
-    let lo = values().fold(f64::MAX, f64::min);
-    let hi = values().fold(f64::MIN, f64::max);
-    // Pad by a factor, not a difference: equal room at both ends of a log axis.
-    let y = (lo / 1.25..hi * 1.25).log_scale();
-    lines(title, x_label, y_label, series, LogCoord::from(y))
+    let points: Vec<Curve> = series
+        .iter()
+        .map(|(name, p)| (*name, p.iter().map(|p| (p[0], p[1])).collect()))
+        .collect();
+    let along = |axis: usize| {
+        series
+            .iter()
+            .flat_map(move |(_, p)| p.iter().map(move |p| p[axis]))
+    };
+    let (x_lo, x_hi) = padded_range(along(0));
+    let (y_lo, y_hi) = padded_range(along(1));
+    let (x_ticks, labels) = (tick_labels(x_lo, x_hi), (x_label, y_label));
+    let linear = |lo: f64, hi: f64| RangedCoordf64::from(lo..hi);
+    let log_ticks = |v: &f64| format!("{v}");
+    match scales {
+        [Scale::Linear, Scale::Linear] => lines(
+            title,
+            labels,
+            &points,
+            linear(x_lo, x_hi),
+            &x_ticks,
+            linear(y_lo, y_hi),
+        ),
+        [Scale::Linear, Scale::Log] => lines(
+            title,
+            labels,
+            &points,
+            linear(x_lo, x_hi),
+            &x_ticks,
+            log_range(along(1)),
+        ),
+        [Scale::Log, Scale::Linear] => lines(
+            title,
+            labels,
+            &points,
+            log_range(along(0)),
+            &log_ticks,
+            linear(y_lo, y_hi),
+        ),
+        [Scale::Log, Scale::Log] => lines(
+            title,
+            labels,
+            &points,
+            log_range(along(0)),
+            &log_ticks,
+            log_range(along(1)),
+        ),
+    }
+}
+
+/// Each series as `(index, value)` points, and the index axis.
+fn against_index<'a>(series: &[(&'a str, &[f64])]) -> (Vec<Curve<'a>>, RangedCoordf64) {
+    let steps = series
+        .iter()
+        .map(|(_, s)| s.len())
+        .max()
+        .unwrap_or(0)
+        .max(2);
+    let points = series
+        .iter()
+        .map(|(name, values)| {
+            let indexed = values.iter().enumerate().map(|(i, &v)| (i as f64, v));
+            (*name, indexed.collect())
+        })
+        .collect();
+    (points, RangedCoordf64::from(0f64..(steps - 1) as f64))
+}
+
+/// A logarithmic axis over the values, padded by a factor (equal room at both ends).
+fn log_range(values: impl Iterator<Item = f64> + Clone) -> LogCoord<f64> {
+    let lo = values.clone().fold(f64::MAX, f64::min);
+    let hi = values.fold(f64::MIN, f64::max);
+    LogCoord::from((lo / 1.25..hi * 1.25).log_scale())
 }
 
 /// Refuses what would draw an empty or misleading chart: no series, an empty one, NaN.
@@ -68,45 +173,58 @@ fn check_series(title: &str, series: &[(&str, &[f64])]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Draws checked series against their index on the value axis `y`, linear or logarithmic.
-fn lines<Y>(
+/// Refuses values a log axis cannot show, naming the series, where, and what to do.
+fn check_positive(
     title: &str,
-    x_label: &str,
-    y_label: &str,
     series: &[(&str, &[f64])],
+    position: &str,
+    instead: &str,
+) -> Result<(), Error> {
+    for (name, values) in series {
+        if let Some((i, v)) = values.iter().enumerate().find(|(_, &v)| v <= 0.0) {
+            let problem = format!("series {name:?} has {v} at {position} {i}; a log scale needs values above 0: {instead}");
+            return Err(bad_input(title, problem));
+        }
+    }
+    Ok(())
+}
+
+/// Draws checked `(x, y)` series on the axes `x` and `y`, linear or logarithmic.
+fn lines<X, Y>(
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    series: &[Curve],
+    x: X,
+    x_ticks: &dyn Fn(&f64) -> String,
     y: Y,
 ) -> Result<Figure, Error>
 where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
-    let steps = series
-        .iter()
-        .map(|(_, s)| s.len())
-        .max()
-        .unwrap_or(0)
-        .max(2);
     Figure::draw(title, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, TITLE)
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0f64..(steps - 1) as f64, y)
+            .build_cartesian_2d(x, y)
             .map_err(|e| e.to_string())?;
-        let whole = |x: &f64| format!("{x:.0}");
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
-            .x_label_formatter(&whole)
+            .x_label_formatter(x_ticks)
             .label_style(LABELS)
             .draw()
             .map_err(|e| e.to_string())?;
-        for (i, (name, values)) in series.iter().enumerate() {
+        for (i, (name, points)) in series.iter().enumerate() {
             let color = CLASS_COLORS[i % CLASS_COLORS.len()];
-            let points = values.iter().enumerate().map(|(x, &y)| (x as f64, y));
             chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))
                 .map_err(|e| e.to_string())?
                 .label(*name)
                 .legend(move |(x, y)| {
@@ -313,6 +431,50 @@ mod tests {
     fn a_log_chart_refuses_zero() {
         let err = line_chart_log("Loss", "step", "loss", &[("train", &[1.0, 0.0])]).unwrap_err();
         assert!(err.to_string().contains("log scale"), "{err}");
+    }
+
+    #[test]
+    fn an_xy_chart_draws_points_on_log_axes() {
+        let batch: Vec<[f64; 2]> = [1.0, 4.0, 16.0, 64.0]
+            .iter()
+            .map(|&b| [b, 1.0 / b])
+            .collect();
+        let fig = xy_chart(
+            "Noise",
+            "batch size",
+            "variance",
+            [Scale::Log, Scale::Log],
+            &[("measured", &batch), ("1/B", &batch)],
+        )
+        .unwrap();
+        for text in ["Noise", "batch size", "variance", "measured", "1/B"] {
+            assert!(has_text(&fig.svg, text), "no text {text:?} in the figure");
+        }
+        assert!(fig.svg.matches("<polyline").count() >= 2);
+        assert_well_formed(&fig.svg);
+        let linear = xy_chart(
+            "L",
+            "x",
+            "y",
+            [Scale::Linear; 2],
+            &[("a", &[[-1.0, 0.0], [1.0, 2.0]])],
+        );
+        assert!(linear.is_ok());
+    }
+
+    #[test]
+    fn an_xy_chart_refuses_what_its_axes_cannot_show() {
+        let zero_x: &[[f64; 2]] = &[[0.0, 1.0], [1.0, 2.0]];
+        let err =
+            xy_chart("Z", "x", "y", [Scale::Log, Scale::Linear], &[("s", zero_x)]).unwrap_err();
+        assert!(
+            err.to_string().contains("has 0 at x 0") && err.to_string().contains("Scale::Linear"),
+            "{err}"
+        );
+        let nan: &[[f64; 2]] = &[[1.0, f64::NAN]];
+        let err = xy_chart("N", "x", "y", [Scale::Linear; 2], &[("s", nan)]).unwrap_err();
+        assert!(err.to_string().contains("NaN"), "{err}");
+        assert!(xy_chart("E", "x", "y", [Scale::Linear; 2], &[]).is_err());
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! evcxr keeps one output per MIME type per cell: a cell shows one figure, so a cell that
 //! wants several plots composes them with [`Figure::grid`].
 //!
-//! - [`charts`]: curves and points ([`line_chart`], [`line_chart_log`], [`scatter`],
-//!   [`decision_boundary`]).
+//! - [`charts`]: curves and points ([`line_chart`], [`line_chart_log`], [`xy_chart`],
+//!   [`scatter`], [`decision_boundary`]).
 //! - [`images`]: pictures in a grid ([`image_grid`], [`image_grid_diverging`]).
 //! - [`heatmap`](mod@heatmap): a matrix as colours with a colour bar ([`heatmap()`]).
 //! - [`contour`](mod@contour): a function of two variables as level bands, with paths over
@@ -22,7 +22,7 @@ pub mod heatmap;
 pub mod images;
 pub mod panels;
 
-pub use charts::{decision_boundary, line_chart, line_chart_log, scatter};
+pub use charts::{decision_boundary, line_chart, line_chart_log, scatter, xy_chart, Scale};
 pub use contour::contour;
 pub use heatmap::heatmap;
 pub use images::{image_grid, image_grid_diverging};
@@ -376,6 +376,19 @@ mod tests {
             &[("route", &route), ("minimum", &[[1.0, 1.0]])],
         )
         .unwrap();
+        let measured: Vec<[f64; 2]> = [1.0f64, 4.0, 16.0, 64.0, 256.0]
+            .iter()
+            .map(|&b| [b, 4.8 / b * (1.0 + 0.1 * b.ln().sin())])
+            .collect();
+        let theory: Vec<[f64; 2]> = measured.iter().map(|p| [p[0], 4.8 / p[0]]).collect();
+        let noise = xy_chart(
+            "Gradient noise",
+            "batch size",
+            "variance",
+            [Scale::Log, Scale::Log],
+            &[("measured", &measured), ("4.8 / B", &theory)],
+        )
+        .unwrap();
         let panels =
             Figure::grid("Training", &[loss.clone(), log.clone(), matrix.clone()], 2).unwrap();
         for (name, fig) in [
@@ -389,6 +402,7 @@ mod tests {
             ("attention", attend),
             ("large", large),
             ("contour", surface),
+            ("noise", noise),
             ("panels", panels),
         ] {
             fig.save(dir.join(format!("{name}.svg"))).unwrap();
