@@ -113,6 +113,12 @@ impl History {
         self.epochs.last()
     }
 
+    /// `(epoch, measure(epoch's record))` for every epoch: a curve for [`xy_chart`](crate::plot::xy_chart).
+    pub fn per_epoch(&self, measure: fn(&EpochRecord) -> f32) -> Vec<[f64; 2]> {
+        let point = |e: &EpochRecord| [e.epoch as f64, f64::from(measure(e))];
+        self.epochs.iter().map(point).collect()
+    }
+
     /// One row per step: epoch, step, loss, accuracy.
     pub fn steps_frame(&self) -> Result<DataFrame, Error> {
         let s = &self.steps;
@@ -649,6 +655,8 @@ mod tests {
         let steps = history.steps_frame().unwrap();
         assert_eq!(steps.shape(), (8, 4));
         let epochs = history.epochs_frame().unwrap();
+        let curve = history.per_epoch(|e| e.test_accuracy);
+        assert_eq!(curve[1], [2.0, f64::from(history.epochs[1].test_accuracy)]);
         assert_eq!(
             epochs.get_column_names(),
             [

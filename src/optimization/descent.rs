@@ -92,6 +92,14 @@ impl Path {
     pub fn steps_to(&self, threshold: f64) -> Option<usize> {
         self.losses.iter().position(|&l| l < threshold)
     }
+
+    /// The points up to the first whose loss is below `threshold`, or all of them.
+    pub fn points_until(&self, threshold: f64) -> &[[f64; 2]] {
+        let end = self
+            .steps_to(threshold)
+            .map_or(self.points.len(), |s| s + 1);
+        &self.points[..end]
+    }
 }
 
 /// Runs `method` with learning rate `lr` for `steps` steps from `start` on `surface`,
@@ -223,6 +231,10 @@ mod tests {
             "{last:?}"
         );
         assert_eq!(path.losses.len(), 4);
+        // Losses 5.5, 0.405, 0.328, 0.266: below 0.4 after step 2.
+        assert_eq!(path.steps_to(0.4), Some(2));
+        assert_eq!(path.points_until(0.4).len(), 3);
+        assert_eq!(path.points_until(0.0).len(), 4);
     }
 
     #[test]

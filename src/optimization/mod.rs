@@ -147,6 +147,45 @@ impl Trained {
             .map(|s| f64::from(s.loss))
             .collect()
     }
+
+    /// How far this run went from `other`, a run of the same length on the same model.
+    pub fn gap(&self, other: &Trained) -> Result<Gap, Error> {
+        let (a, b) = (self, other);
+        if a.history.steps.len() != b.history.steps.len() || a.weights.len() != b.weights.len() {
+            return Err(Error::ShapeMismatch {
+                what: "the other run",
+                expected: format!(
+                    "{} steps and {} weights, as this one",
+                    a.history.steps.len(),
+                    a.weights.len()
+                ),
+                got: format!(
+                    "{} steps and {} weights",
+                    b.history.steps.len(),
+                    b.weights.len()
+                ),
+            });
+        }
+        let largest = |values: &mut dyn Iterator<Item = f64>| values.fold(0.0, f64::max);
+        let (la, lb) = (a.step_losses(), b.step_losses());
+        let loss = largest(&mut la.iter().zip(&lb).map(|(x, y)| (x - y).abs()));
+        let scale = largest(&mut a.weights.iter().map(|w| f64::from(w.abs())));
+        let pairs = a.weights.iter().zip(&b.weights);
+        let moved = largest(&mut pairs.map(|(x, y)| f64::from(x - y).abs()));
+        Ok(Gap {
+            loss,
+            weights: moved / scale.max(f64::MIN_POSITIVE),
+        })
+    }
+}
+
+/// How far apart two runs went ([`Trained::gap`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gap {
+    /// The largest difference between their training losses at the same step.
+    pub loss: f64,
+    /// The largest difference between their final weights, relative to the largest weight.
+    pub weights: f64,
 }
 
 impl Run {
@@ -361,6 +400,33 @@ mod tests {
             .schedule(Schedule::Constant { lr: -1.0 })
             .train(&train, &test, 1)
             .is_err());
+    }
+
+    #[test]
+    fn the_gap_between_runs_is_zero_for_equal_runs_and_refused_for_unequal_lengths() {
+        let (train, test) = small_digits();
+        let one = Run::new(Method::Sgd, 0.1)
+            .epochs(1)
+            .train(&train, &test, 0)
+            .unwrap();
+        let two = Run::new(Method::Sgd, 0.1)
+            .epochs(2)
+            .train(&train, &test, 0)
+            .unwrap();
+        assert!(one.gap(&two).is_err());
+        assert_eq!(
+            one.gap(&one).unwrap(),
+            Gap {
+                loss: 0.0,
+                weights: 0.0
+            }
+        );
+        let other = Run::new(Method::Sgd, 0.1)
+            .epochs(1)
+            .train(&train, &test, 1)
+            .unwrap();
+        let g = one.gap(&other).unwrap();
+        assert!(g.loss > 0.0 && g.weights > 0.01, "{g:?}");
     }
 
     #[test]
