@@ -187,6 +187,23 @@ pub fn best_run(
     })
 }
 
+/// The x and y ranges that hold every point of `paths` up to `threshold`
+/// ([`Path::points_until`]) and the minimum of `surface`, with a tenth of their span to
+/// spare on each side: the frame of a [`contour`](crate::plot::contour) plot.
+pub fn frame(surface: Surface, paths: &[Path], threshold: f64) -> ([f64; 2], [f64; 2]) {
+    let [mx, my] = surface.minimum();
+    let (mut x, mut y) = ([mx, mx], [my, my]);
+    for p in paths.iter().flat_map(|p| p.points_until(threshold)) {
+        x = [x[0].min(p[0]), x[1].max(p[0])];
+        y = [y[0].min(p[1]), y[1].max(p[1])];
+    }
+    let pad = |[lo, hi]: [f64; 2]| {
+        let margin = 0.1 * (hi - lo).max(1e-3);
+        [lo - margin, hi + margin]
+    };
+    (pad(x), pad(y))
+}
+
 /// `count` learning rates spaced evenly on a log scale from `low` to `high`.
 pub fn log_spaced(low: f64, high: f64, count: usize) -> Vec<f64> {
     let ratio = (high / low).ln() / (count.max(2) - 1) as f64;
@@ -235,6 +252,22 @@ mod tests {
         assert_eq!(path.steps_to(0.4), Some(2));
         assert_eq!(path.points_until(0.4).len(), 3);
         assert_eq!(path.points_until(0.0).len(), 4);
+    }
+
+    #[test]
+    fn the_frame_holds_every_path_and_the_minimum() {
+        let bowl = Surface::Quadratic { condition: 10.0 };
+        let path = descend(bowl, Method::Sgd, 0.1, [-2.0, 1.0], 3).unwrap();
+        let (x, y) = frame(bowl, &[path], 0.0);
+        // x from -2 to 0 (the minimum), y from 0 to 1: each widened by a tenth of its span.
+        assert!(
+            (x[0] + 2.2).abs() < 1e-12 && (x[1] - 0.2).abs() < 1e-12,
+            "{x:?}"
+        );
+        assert!(
+            (y[0] + 0.1).abs() < 1e-12 && (y[1] - 1.1).abs() < 1e-12,
+            "{y:?}"
+        );
     }
 
     #[test]

@@ -20,16 +20,7 @@ pub fn line_chart(
     check_series(title, series)?;
     let (lo, hi) = padded_range(series.iter().flat_map(|(_, s)| s.iter().copied()));
     let (points, x) = against_index(series);
-    let whole = |x: &f64| format!("{x:.0}");
-    let labels = (x_label, y_label);
-    lines(
-        title,
-        labels,
-        &points,
-        x,
-        &whole,
-        RangedCoordf64::from(lo..hi),
-    )
+    lines(title, (x_label, y_label), &points, x, linear_axis(lo, hi))
 }
 
 /// [`line_chart`] with a logarithmic value axis: losses that fall by orders of magnitude
@@ -42,10 +33,9 @@ pub fn line_chart_log(
 ) -> Result<Figure, Error> {
     check_series(title, series)?;
     check_positive(title, series, "step", "use line_chart")?;
-    let y = log_range(series.iter().flat_map(|(_, s)| s.iter().copied()));
+    let y = log_axis(series.iter().flat_map(|(_, s)| s.iter().copied()));
     let (points, x) = against_index(series);
-    let whole = |x: &f64| format!("{x:.0}");
-    lines(title, (x_label, y_label), &points, x, &whole, y)
+    lines(title, (x_label, y_label), &points, x, y)
 }
 
 /// A named curve through `(x, y)` points, ready to draw.
@@ -90,49 +80,62 @@ pub fn xy_chart(
             .iter()
             .flat_map(move |(_, p)| p.iter().map(move |p| p[axis]))
     };
-    let (x_lo, x_hi) = padded_range(along(0));
-    let (y_lo, y_hi) = padded_range(along(1));
-    let (x_ticks, labels) = (tick_labels(x_lo, x_hi), (x_label, y_label));
-    let linear = |lo: f64, hi: f64| RangedCoordf64::from(lo..hi);
-    let log_ticks = |v: &f64| format!("{v}");
+    let linear = |axis: usize| {
+        let (lo, hi) = padded_range(along(axis));
+        linear_axis(lo, hi)
+    };
+    let labels = (x_label, y_label);
     match scales {
-        [Scale::Linear, Scale::Linear] => lines(
-            title,
-            labels,
-            &points,
-            linear(x_lo, x_hi),
-            &x_ticks,
-            linear(y_lo, y_hi),
-        ),
-        [Scale::Linear, Scale::Log] => lines(
-            title,
-            labels,
-            &points,
-            linear(x_lo, x_hi),
-            &x_ticks,
-            log_range(along(1)),
-        ),
-        [Scale::Log, Scale::Linear] => lines(
-            title,
-            labels,
-            &points,
-            log_range(along(0)),
-            &log_ticks,
-            linear(y_lo, y_hi),
-        ),
+        [Scale::Linear, Scale::Linear] => lines(title, labels, &points, linear(0), linear(1)),
+        [Scale::Linear, Scale::Log] => lines(title, labels, &points, linear(0), log_axis(along(1))),
+        [Scale::Log, Scale::Linear] => lines(title, labels, &points, log_axis(along(0)), linear(1)),
         [Scale::Log, Scale::Log] => lines(
             title,
             labels,
             &points,
-            log_range(along(0)),
-            &log_ticks,
-            log_range(along(1)),
+            log_axis(along(0)),
+            log_axis(along(1)),
         ),
     }
 }
 
-/// Each series as `(index, value)` points, and the index axis.
-fn against_index<'a>(series: &[(&'a str, &[f64])]) -> (Vec<Curve<'a>>, RangedCoordf64) {
+/// One axis of a chart: its coordinates, about how many labels to write, and how.
+struct Axis<R> {
+    range: R,
+    labels: usize,
+    format: Box<dyn Fn(&f64) -> String>,
+}
+
+/// A linear axis over `[lo, hi]`, labelled with the decimals its ticks need.
+fn linear_axis(lo: f64, hi: f64) -> Axis<RangedCoordf64> {
+    Axis {
+        range: RangedCoordf64::from(lo..hi),
+        labels: 10,
+        format: Box::new(tick_labels(lo, hi)),
+    }
+}
+
+/// A logarithmic axis over the values, padded by a factor (equal room at both ends).
+/// Across a decade or more only powers of ten are labelled; within one, 1 to 9 of its tenths.
+fn log_axis(values: impl Iterator<Item = f64> + Clone) -> Axis<LogCoord<f64>> {
+    let lo = values.clone().fold(f64::MAX, f64::min) / 1.25;
+    let hi = values.fold(f64::MIN, f64::max) * 1.25;
+    Axis {
+        range: LogCoord::from((lo..hi).log_scale()),
+        labels: if (hi / lo).log10() < 1.0 { 10 } else { 4 },
+        format: Box::new(one_digit),
+    }
+}
+
+/// A log axis's tick `d·10ᵏ` as written: one significant digit, without the float noise
+/// of `0.30000000000000004`.
+fn one_digit(v: &f64) -> String {
+    let decimals = (-v.abs().log10().floor()).max(0.0) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// Each series as `(index, value)` points, and the index axis, labelled with whole numbers.
+fn against_index<'a>(series: &[(&'a str, &[f64])]) -> (Vec<Curve<'a>>, Axis<RangedCoordf64>) {
     let steps = series
         .iter()
         .map(|(_, s)| s.len())
@@ -146,14 +149,12 @@ fn against_index<'a>(series: &[(&'a str, &[f64])]) -> (Vec<Curve<'a>>, RangedCoo
             (*name, indexed.collect())
         })
         .collect();
-    (points, RangedCoordf64::from(0f64..(steps - 1) as f64))
-}
-
-/// A logarithmic axis over the values, padded by a factor (equal room at both ends).
-fn log_range(values: impl Iterator<Item = f64> + Clone) -> LogCoord<f64> {
-    let lo = values.clone().fold(f64::MAX, f64::min);
-    let hi = values.fold(f64::MIN, f64::max);
-    LogCoord::from((lo / 1.25..hi * 1.25).log_scale())
+    let axis = Axis {
+        range: RangedCoordf64::from(0f64..(steps - 1) as f64),
+        labels: 10,
+        format: Box::new(|x: &f64| format!("{x:.0}")),
+    };
+    (points, axis)
 }
 
 /// Refuses what would draw an empty or misleading chart: no series, an empty one, NaN.
@@ -194,9 +195,8 @@ fn lines<X, Y>(
     title: &str,
     (x_label, y_label): (&str, &str),
     series: &[Curve],
-    x: X,
-    x_ticks: &dyn Fn(&f64) -> String,
-    y: Y,
+    x: Axis<X>,
+    y: Axis<Y>,
 ) -> Result<Figure, Error>
 where
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
@@ -208,13 +208,16 @@ where
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(x, y)
+            .build_cartesian_2d(x.range, y.range)
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
-            .x_label_formatter(x_ticks)
+            .x_labels(x.labels)
+            .y_labels(y.labels)
+            .x_label_formatter(&x.format)
+            .y_label_formatter(&y.format)
             .label_style(LABELS)
             .draw()
             .map_err(|e| e.to_string())?;
@@ -460,6 +463,30 @@ mod tests {
             &[("a", &[[-1.0, 0.0], [1.0, 2.0]])],
         );
         assert!(linear.is_ok());
+    }
+
+    #[test]
+    fn log_ticks_have_one_significant_digit() {
+        for (v, text) in [
+            (0.30000000000000004, "0.3"),
+            (70.00000001, "70"),
+            (1.0, "1"),
+            (0.001, "0.001"),
+        ] {
+            assert_eq!(one_digit(&v), text);
+        }
+        // Within a decade the tenths are labelled; over several, only powers of ten.
+        assert_eq!(log_axis([0.3, 0.8].into_iter()).labels, 10);
+        assert_eq!(log_axis([0.07, 2.0].into_iter()).labels, 4);
+        let fig = xy_chart(
+            "B",
+            "batch",
+            "loss",
+            [Scale::Log; 2],
+            &[("s", &[[8.0, 0.08], [256.0, 2.0]])],
+        )
+        .unwrap();
+        assert!(!fig.svg.contains("0000000"), "float noise in a tick label");
     }
 
     #[test]

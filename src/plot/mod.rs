@@ -389,6 +389,19 @@ mod tests {
             &[("measured", &measured), ("4.8 / B", &theory)],
         )
         .unwrap();
+        let fixed: Vec<[f64; 2]> = [8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
+            .iter()
+            .map(|&b| [b, 0.011 * b])
+            .collect();
+        let scaled: Vec<[f64; 2]> = fixed.iter().map(|p| [p[0], 0.08]).collect();
+        let batches = xy_chart(
+            "Batch sizes",
+            "batch size",
+            "loss",
+            [Scale::Log, Scale::Log],
+            &[("fixed", &fixed), ("scaled", &scaled)],
+        )
+        .unwrap();
         let panels =
             Figure::grid("Training", &[loss.clone(), log.clone(), matrix.clone()], 2).unwrap();
         for (name, fig) in [
@@ -403,6 +416,7 @@ mod tests {
             ("large", large),
             ("contour", surface),
             ("noise", noise),
+            ("batches", batches),
             ("panels", panels),
         ] {
             fig.save(dir.join(format!("{name}.svg"))).unwrap();
