@@ -205,9 +205,16 @@ pub fn frame(surface: Surface, paths: &[Path], threshold: f64) -> ([f64; 2], [f6
 }
 
 /// `count` learning rates spaced evenly on a log scale from `low` to `high`.
-pub fn log_spaced(low: f64, high: f64, count: usize) -> Vec<f64> {
-    let ratio = (high / low).ln() / (count.max(2) - 1) as f64;
-    (0..count).map(|i| low * (ratio * i as f64).exp()).collect()
+pub fn log_spaced(low: f64, high: f64, count: usize) -> Result<Vec<f64>, Error> {
+    if !(low > 0.0 && high >= low && high.is_finite() && count >= 2) {
+        return Err(Error::InvalidArgument {
+            what: "a log-spaced range",
+            expected: "0 < low ≤ high and at least two values",
+            got: format!("{count} values from {low} to {high}"),
+        });
+    }
+    let ratio = (high / low).ln() / (count - 1) as f64;
+    Ok((0..count).map(|i| low * (ratio * i as f64).exp()).collect())
 }
 
 #[cfg(test)]
@@ -283,7 +290,8 @@ mod tests {
     #[test]
     fn the_best_run_is_the_fastest_stable_one() {
         let bowl = Surface::Quadratic { condition: 10.0 };
-        let lrs = log_spaced(1e-3, 1.0, 7);
+        let lrs = log_spaced(1e-3, 1.0, 7).unwrap();
+        assert!(log_spaced(0.0, 1.0, 7).is_err() && log_spaced(1.0, 2.0, 1).is_err());
         assert!((lrs[6] - 1.0).abs() < 1e-12 && (lrs[3] - 10f64.powf(-1.5)).abs() < 1e-12);
         let best = best_run(bowl, Method::Sgd, [1.0, 1.0], &lrs, 500, 1e-6).unwrap();
         // 2/(1 + 10) ≈ 0.18 is the fastest rate; the grid's 0.1 is the best below 0.2.

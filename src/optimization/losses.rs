@@ -128,6 +128,14 @@ impl Embedder {
         lr: f64,
         seed: u64,
     ) -> Result<(), Error> {
+        if batch == 0 || !(lr.is_finite() && lr >= 0.0 && margin.is_finite()) {
+            return Err(Error::InvalidArgument {
+                what: "the triplet training",
+                expected:
+                    "at least one triplet a batch, a finite learning rate ≥ 0 and a finite margin",
+                got: format!("batches of {batch}, learning rate {lr}, margin {margin}"),
+            });
+        }
         let dev = Cpu::default();
         let mut rng = StdRng::seed_from_u64(seed);
         let by_class = by_class(images)?;
@@ -321,5 +329,6 @@ mod tests {
         let after = embedder.triplet_check(&test, 500, 1).unwrap();
         assert!(after.ordered > before.ordered + 0.1, "{before:?} {after:?}");
         assert!(embedder.losses[190..].iter().sum::<f32>() < embedder.losses[..10].iter().sum());
+        assert!(embedder.train(&train, 1, 0, 1.0, 1e-2, 0).is_err());
     }
 }

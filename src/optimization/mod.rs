@@ -36,8 +36,8 @@ pub fn digits_mlp(seed: u64) -> Mlp {
     Cpu::seed_from_u64(seed).build_module::<DigitsMlp, f32>()
 }
 
-/// The optimizers the notebook compares, all dfdx's, with their default settings apart
-/// from the learning rate (and, in §4, the weight decay).
+/// The optimizers notebook `02_optimization` compares (§1, §3), all dfdx's, with their
+/// default settings apart from the learning rate (and, in §4, the weight decay).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     /// Stochastic gradient descent (Robbins & Monro, 1951): `p ← p − lr·g`.
@@ -106,7 +106,8 @@ impl Method {
 }
 
 /// One way to train the digits [`Mlp`]: an optimizer, its learning rate (or a schedule of
-/// them), weight decay, the loss, the batch size and the number of epochs.
+/// them), weight decay, the loss, the batch size and the number of epochs. Every section
+/// of notebook `02_optimization` after the first trains with it.
 #[derive(Clone, Debug)]
 pub struct Run {
     pub method: Method,
@@ -262,6 +263,13 @@ impl Run {
         test: &ImageSet,
         seed: u64,
     ) -> Result<Trained, Error> {
+        if !(self.lr.is_finite() && self.lr >= 0.0 && self.epochs > 0) {
+            return Err(Error::InvalidArgument {
+                what: "a training run",
+                expected: "a finite learning rate ≥ 0 and at least one epoch",
+                got: format!("learning rate {} for {} epochs", self.lr, self.epochs),
+            });
+        }
         let dev = Cpu::default();
         let batches = MiniBatches::<64>::from_images(&dev, train, self.batch_size, seed)?;
         let test_batches = MiniBatches::<64>::from_images(&dev, test, 512, seed)?;
@@ -427,6 +435,19 @@ mod tests {
             .unwrap();
         let g = one.gap(&other).unwrap();
         assert!(g.loss > 0.0 && g.weights > 0.01, "{g:?}");
+    }
+
+    #[test]
+    fn a_run_without_steps_or_with_a_bad_rate_is_an_error() {
+        let (train, test) = small_digits();
+        for run in [
+            Run::new(Method::Sgd, f64::NAN),
+            Run::new(Method::Sgd, -0.1),
+            Run::new(Method::Sgd, 0.1).epochs(0),
+            Run::new(Method::Sgd, 0.1).batch_size(0),
+        ] {
+            assert!(run.train(&train, &test, 0).is_err(), "{run:?}");
+        }
     }
 
     #[test]
