@@ -21,7 +21,7 @@ use std::io::IsTerminal;
 pub type StopCondition = Box<dyn Fn(&EpochRecord) -> bool>;
 
 /// A learning rate for each optimizer step, given the step's index from 0.
-pub type Schedule = Box<dyn Fn(usize) -> f64>;
+pub type LearningRates = Box<dyn Fn(usize) -> f64>;
 
 /// How long to train, on which loss, and what to report. The batch size and the seed of
 /// the shuffling belong to the [`MiniBatches`]; the initial weights come from the device
@@ -31,7 +31,7 @@ pub struct TrainConfig {
     /// The loss minimised; the test loss of each epoch is the same loss.
     pub loss: Loss,
     /// The learning rate of every step; `None` leaves the optimizer's own.
-    pub schedule: Option<Schedule>,
+    pub schedule: Option<LearningRates>,
     /// In a notebook, print a progress line every this many steps (0: only per epoch).
     pub log_every: usize,
     /// Print nothing: for sweeps that train many models.
@@ -176,7 +176,7 @@ impl Loss {
 }
 
 /// An optimizer whose learning rate the training loop can set before each step, so that
-/// a [`Schedule`] can drive it (notebook `02_optimization` §5).
+/// a schedule can drive it ([`TrainConfig::schedule`]; notebook `02_optimization` §5).
 pub trait LearningRate {
     fn set_learning_rate(&mut self, lr: f64);
 }

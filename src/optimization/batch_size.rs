@@ -2,11 +2,10 @@
 //! ([`gradient_noise`]) and as a knob that needs the learning rate scaled with it
 //! ([`linear_scaling`]; Goyal et al., 2017).
 
-use super::{digits_mlp, Method, Mlp, Run, Trained};
-use crate::data::{one_hot, ImageSet};
-use crate::train::{gradients, Loss};
+use super::{digits_mlp, gradient, Method, Run, Trained};
+use crate::data::ImageSet;
+use crate::train::Loss;
 use crate::Error;
-use dfdx::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// How noisy the mini-batch gradient is at each batch size, for one model.
@@ -62,7 +61,7 @@ pub fn gradient_noise(
     }
     let model = digits_mlp(seed);
     let everything: Vec<usize> = (0..images.len()).collect();
-    let full = gradient(&model, images, &everything)?;
+    let full = gradient(&model, images, &everything, Loss::CrossEntropy)?;
     let distance = |g: &[f32]| -> f64 {
         g.iter()
             .zip(&full)
@@ -71,7 +70,8 @@ pub fn gradient_noise(
     };
     let mut per_example = 0.0;
     for i in 0..images.len() {
-        per_example += distance(&gradient(&model, images, &[i])?) / images.len() as f64;
+        per_example +=
+            distance(&gradient(&model, images, &[i], Loss::CrossEntropy)?) / images.len() as f64;
     }
     let mut rng = StdRng::seed_from_u64(seed);
     let mut variance = Vec::with_capacity(batch_sizes.len());
@@ -79,7 +79,7 @@ pub fn gradient_noise(
         let mut sum = 0.0;
         for _ in 0..draws {
             let rows: Vec<usize> = (0..b).map(|_| rng.gen_range(0..images.len())).collect();
-            sum += distance(&gradient(&model, images, &rows)?);
+            sum += distance(&gradient(&model, images, &rows, Loss::CrossEntropy)?);
         }
         variance.push(sum / draws as f64);
     }
@@ -88,16 +88,6 @@ pub fn gradient_noise(
         variance,
         per_example,
     })
-}
-
-/// The gradient of the mean cross-entropy over the images at `rows`, flat.
-fn gradient(model: &Mlp, images: &ImageSet, rows: &[usize]) -> Result<Vec<f32>, Error> {
-    let dev = Cpu::default();
-    let batch = images.subset(rows);
-    let x = dev.tensor_from_vec(batch.pixels, (rows.len(), Const::<64>));
-    let targets = one_hot::<10>(&dev, &batch.labels)?;
-    let logits = model.forward(x.traced(model.alloc_grads()));
-    gradients(model, &Loss::CrossEntropy.of(logits, targets).backward())
 }
 
 /// The runs of a batch-size sweep at a fixed number of epochs: at each batch size, once at

@@ -189,7 +189,7 @@ pub fn best_run(
 
 /// The x and y ranges that hold every point of `paths` up to `threshold`
 /// ([`Path::points_until`]) and the minimum of `surface`, with a tenth of their span to
-/// spare on each side: the frame of a [`contour`](crate::plot::contour) plot.
+/// spare on each side: the frame of a [`contour`](crate::plot::contour()) plot.
 pub fn frame(surface: Surface, paths: &[Path], threshold: f64) -> ([f64; 2], [f64; 2]) {
     let [mx, my] = surface.minimum();
     let (mut x, mut y) = ([mx, mx], [my, my]);

@@ -4,9 +4,9 @@
 //! [`train_from_bad_init`]), and the triplet loss that trains an embedding instead of a
 //! classifier ([`Embedder`]).
 
-use super::{digits_mlp, Criterion, Method, Mlp, Run, Sweep};
-use crate::data::{ImageSet, MiniBatches, Points2d};
-use crate::train::{gradients, norm, Loss};
+use super::{check_digits, digits_mlp, gradient, Criterion, Method, Mlp, Run, Sweep};
+use crate::data::{ImageSet, Points2d};
+use crate::train::{norm, Loss};
 use crate::Error;
 use dfdx::optim::{Adam, AdamConfig, Optimizer};
 use dfdx::prelude::*;
@@ -60,17 +60,8 @@ pub fn initial_gradient_norm(
     seed: u64,
 ) -> Result<f32, Error> {
     let model = confidently_wrong_mlp(seed, confidence);
-    let all = MiniBatches::<64>::from_images(&Cpu::default(), images, images.len().max(1), seed)?;
-    let (x, labels) = all.epoch(0).next().ok_or(Error::InvalidArgument {
-        what: "the images",
-        expected: "at least one",
-        got: "none".to_owned(),
-    })?;
-    let targets = crate::data::one_hot::<10>(&Cpu::default(), &labels)?;
-    let grads = loss
-        .of(model.forward(x.traced(model.alloc_grads())), targets)
-        .backward();
-    Ok(norm(&gradients(&model, &grads)?))
+    let all: Vec<usize> = (0..images.len()).collect();
+    Ok(norm(&gradient(&model, images, &all, loss)?))
 }
 
 /// [`confidently_wrong_mlp`]`(seed, confidence)` trained on `train` with `loss` and plain
@@ -136,6 +127,7 @@ impl Embedder {
                 got: format!("batches of {batch}, learning rate {lr}, margin {margin}"),
             });
         }
+        check_digits(images)?;
         let dev = Cpu::default();
         let mut rng = StdRng::seed_from_u64(seed);
         let by_class = by_class(images)?;
@@ -175,17 +167,18 @@ impl Embedder {
     }
 
     /// Every image of `images` as a point of the plane, labelled with its class.
-    pub fn embed(&self, images: &ImageSet) -> Points2d {
+    pub fn embed(&self, images: &ImageSet) -> Result<Points2d, Error> {
+        check_digits(images)?;
         let dev = Cpu::default();
         let x = dev.tensor_from_vec(images.pixels.clone(), (images.len(), Const::<64>));
         let e = self.net.forward(x).as_vec();
-        Points2d {
+        Ok(Points2d {
             xy: e
                 .chunks(2)
                 .map(|p| [f64::from(p[0]), f64::from(p[1])])
                 .collect(),
             labels: images.labels.clone(),
-        }
+        })
     }
 
     /// Over `count` random triplets of `images` drawn with `seed`, the fraction whose anchor
@@ -197,7 +190,7 @@ impl Embedder {
         count: usize,
         seed: u64,
     ) -> Result<TripletCheck, Error> {
-        let points = self.embed(images);
+        let points = self.embed(images)?;
         let by_class = by_class(images)?;
         let mut rng = StdRng::seed_from_u64(seed);
         let distance = |i: usize, j: usize| {
@@ -233,7 +226,12 @@ pub struct TripletCheck {
 fn by_class(images: &ImageSet) -> Result<Vec<Vec<usize>>, Error> {
     let mut classes = vec![Vec::new(); images.class_names.len()];
     for (i, &label) in images.labels.iter().enumerate() {
-        classes[label].push(i);
+        let class = classes.get_mut(label).ok_or_else(|| Error::ShapeMismatch {
+            what: "every label",
+            expected: format!("below the number of classes, {}", images.class_names.len()),
+            got: label.to_string(),
+        })?;
+        class.push(i);
     }
     classes.retain(|c| c.len() >= 2);
     if classes.len() < 2 {
@@ -318,6 +316,18 @@ mod tests {
         }
         let one_class = images.subset(&[2, 3, 4]);
         assert!(by_class(&one_class).is_err());
+        let unnamed = ImageSet {
+            labels: vec![0, 0, 1, 1, 1, 3],
+            ..images.clone()
+        };
+        assert!(by_class(&unnamed).is_err());
+        let mnist_like = ImageSet {
+            height: 28,
+            width: 28,
+            pixels: vec![0.0; 6 * 784],
+            ..images
+        };
+        assert!(Embedder::new(0).embed(&mnist_like).is_err());
     }
 
     #[test]

@@ -18,9 +18,9 @@ pub mod optimizers;
 pub mod schedules;
 pub mod weight_decay;
 
-use crate::data::{ImageSet, MiniBatches};
+use crate::data::{one_hot, ImageSet, MiniBatches};
 use crate::tour::DigitsMlp;
-use crate::train::{fit_classifier, parameters, History, Loss, TrainConfig, Trainer};
+use crate::train::{fit_classifier, gradients, parameters, History, Loss, TrainConfig, Trainer};
 use crate::Error;
 use dfdx::optim::{
     Adam, AdamConfig, Momentum, RMSprop, RMSpropConfig, Sgd, SgdConfig, WeightDecay,
@@ -34,6 +34,49 @@ pub type Mlp = <DigitsMlp as BuildOnDevice<Cpu, f32>>::Built;
 /// A freshly initialised [`Mlp`]: equal seeds give equal weights.
 pub fn digits_mlp(seed: u64) -> Mlp {
     Cpu::seed_from_u64(seed).build_module::<DigitsMlp, f32>()
+}
+
+/// The gradient of the mean `loss` of `model` over the images at `rows` (repeats allowed),
+/// with respect to every weight, flat in the order of [`parameters`]: the push one batch
+/// gives (§2, §6).
+pub fn gradient(
+    model: &Mlp,
+    images: &ImageSet,
+    rows: &[usize],
+    loss: Loss,
+) -> Result<Vec<f32>, Error> {
+    check_digits(images)?;
+    if rows.is_empty() || rows.iter().any(|&r| r >= images.len()) {
+        return Err(Error::InvalidArgument {
+            what: "the rows of a batch",
+            expected: "at least one, each below the number of images",
+            got: format!("{} rows for {} images", rows.len(), images.len()),
+        });
+    }
+    let dev = Cpu::default();
+    let batch = images.subset(rows);
+    let x = dev.tensor_from_vec(batch.pixels, (rows.len(), Const::<64>));
+    let targets = one_hot::<10>(&dev, &batch.labels)?;
+    let logits = model.forward(x.traced(model.alloc_grads()));
+    gradients(model, &loss.of(logits, targets).backward())
+}
+
+/// Fails unless `images` are 8×8 (the digits), as the models here expect.
+fn check_digits(images: &ImageSet) -> Result<(), Error> {
+    if images.pixels_per_image() == 64 && images.pixels.len() == 64 * images.len() {
+        return Ok(());
+    }
+    Err(Error::ShapeMismatch {
+        what: "the images",
+        expected: "8×8 digits, 64 pixels each".to_owned(),
+        got: format!(
+            "{}×{} images, {} pixels for {} images",
+            images.height,
+            images.width,
+            images.pixels.len(),
+            images.len()
+        ),
+    })
 }
 
 /// The optimizers notebook `02_optimization` compares (§1, §3), all dfdx's, with their
@@ -448,6 +491,34 @@ mod tests {
         ] {
             assert!(run.train(&train, &test, 0).is_err(), "{run:?}");
         }
+    }
+
+    #[test]
+    fn a_gradient_is_the_mean_of_its_rows_and_bad_rows_or_images_are_errors() {
+        let (train, _) = small_digits();
+        let model = digits_mlp(0);
+        let ce = Loss::CrossEntropy;
+        let both = gradient(&model, &train, &[3, 7], ce).unwrap();
+        let (a, b) = (
+            gradient(&model, &train, &[3], ce).unwrap(),
+            gradient(&model, &train, &[7], ce).unwrap(),
+        );
+        assert_eq!(both.len(), parameters(&model).len());
+        assert!(both
+            .iter()
+            .zip(a.iter().zip(&b))
+            .all(|(m, (x, y))| (m - (x + y) / 2.0).abs() < 1e-5));
+        assert!(gradient(&model, &train, &[], ce).is_err());
+        assert!(gradient(&model, &train, &[train.len()], ce).is_err());
+        let big = ImageSet {
+            pixels: vec![0.0; 2 * 784],
+            labels: vec![0, 1],
+            height: 28,
+            width: 28,
+            class_names: train.class_names.clone(),
+        };
+        let err = gradient(&model, &big, &[0], ce).unwrap_err();
+        assert!(err.to_string().contains("8×8"), "{err}");
     }
 
     #[test]

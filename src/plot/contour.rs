@@ -11,7 +11,7 @@ const BANDS: usize = 12;
 /// A colour no other element uses: the placeholder the bands' picture replaces.
 const PLACEHOLDER: RGBColor = RGBColor(1, 2, 3);
 
-/// `f` over `x_range × y_range` as [`BANDS`] filled level bands, dark where `f` is low and
+/// `f` over `x_range × y_range` as 12 filled level bands, dark where `f` is low and
 /// light where it is high (pastel viridis, purple to yellow), with each named path drawn
 /// over it: a hollow black circle at its first point, a filled one at its last (a one-point
 /// path is just that dot), and a legend.
