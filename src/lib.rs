@@ -1,6 +1,7 @@
 //! mustknow: the machine-learning must-knows, taught as Rust notebooks and checked.
 //!
-//! One module per notebook section (`backprop` is `notebooks/01_backprop.ipynb`), plus
+//! One module per notebook section (`backprop` is `notebooks/01_backprop.ipynb`,
+//! `optimization` is `02_optimization`), plus
 //! small shared modules: [`data`] (datasets and mini-batches), [`train`] (the training
 //! loop), [`nn`] (convolution and pooling layers for dfdx on stable Rust), [`plot`]
 //! (figures), [`display`] (tables), [`seed`]. Notebooks start with
@@ -12,6 +13,7 @@ pub mod data;
 pub mod display;
 mod error;
 pub mod nn;
+pub mod optimization;
 pub mod plot;
 pub mod seed;
 pub mod tour;
@@ -29,7 +31,8 @@ pub mod prelude {
     pub use crate::display::{Show, Table};
     pub use crate::nn::builders::*;
     pub use crate::plot::{
-        decision_boundary, heatmap, image_grid, line_chart, line_chart_log, scatter, Figure,
+        contour, decision_boundary, heatmap, image_grid, line_chart, line_chart_log, scatter,
+        xy_chart, Figure, Scale,
     };
     pub use crate::seed::notebook_seed;
     pub use crate::train::{fit_classifier, TrainConfig};

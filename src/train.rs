@@ -21,7 +21,7 @@ use std::io::IsTerminal;
 pub type StopCondition = Box<dyn Fn(&EpochRecord) -> bool>;
 
 /// A learning rate for each optimizer step, given the step's index from 0.
-pub type Schedule = Box<dyn Fn(usize) -> f64>;
+pub type LearningRates = Box<dyn Fn(usize) -> f64>;
 
 /// How long to train, on which loss, and what to report. The batch size and the seed of
 /// the shuffling belong to the [`MiniBatches`]; the initial weights come from the device
@@ -31,7 +31,7 @@ pub struct TrainConfig {
     /// The loss minimised; the test loss of each epoch is the same loss.
     pub loss: Loss,
     /// The learning rate of every step; `None` leaves the optimizer's own.
-    pub schedule: Option<Schedule>,
+    pub schedule: Option<LearningRates>,
     /// In a notebook, print a progress line every this many steps (0: only per epoch).
     pub log_every: usize,
     /// Print nothing: for sweeps that train many models.
@@ -113,6 +113,12 @@ impl History {
         self.epochs.last()
     }
 
+    /// `(epoch, measure(epoch's record))` for every epoch: a curve for [`xy_chart`](crate::plot::xy_chart).
+    pub fn per_epoch(&self, measure: fn(&EpochRecord) -> f32) -> Vec<[f64; 2]> {
+        let point = |e: &EpochRecord| [e.epoch as f64, f64::from(measure(e))];
+        self.epochs.iter().map(point).collect()
+    }
+
     /// One row per step: epoch, step, loss, accuracy.
     pub fn steps_frame(&self) -> Result<DataFrame, Error> {
         let s = &self.steps;
@@ -170,24 +176,30 @@ impl Loss {
 }
 
 /// An optimizer whose learning rate the training loop can set before each step, so that
-/// a [`Schedule`] can drive it (notebook `02_optimization` §5).
+/// a schedule can drive it ([`TrainConfig::schedule`]; notebook `02_optimization` §5).
 pub trait LearningRate {
     fn set_learning_rate(&mut self, lr: f64);
 }
 
-impl<M> LearningRate for Sgd<M, f32, Cpu> {
+/// A dfdx optimizer for model `M` whose learning rate can be set: what the training loop
+/// takes, and what a `Box<dyn Trainer<M, E>>` holds when the optimizer is chosen at run time.
+pub trait Trainer<M, E: Dtype>: Optimizer<M, Cpu, E> + LearningRate {}
+
+impl<M, E: Dtype, O: Optimizer<M, Cpu, E> + LearningRate> Trainer<M, E> for O {}
+
+impl<M, E: Dtype> LearningRate for Sgd<M, E, Cpu> {
     fn set_learning_rate(&mut self, lr: f64) {
         self.cfg.lr = lr;
     }
 }
 
-impl<M> LearningRate for Adam<M, f32, Cpu> {
+impl<M, E: Dtype> LearningRate for Adam<M, E, Cpu> {
     fn set_learning_rate(&mut self, lr: f64) {
         self.cfg.lr = lr;
     }
 }
 
-impl<M> LearningRate for RMSprop<M, f32, Cpu> {
+impl<M, E: Dtype> LearningRate for RMSprop<M, E, Cpu> {
     fn set_learning_rate(&mut self, lr: f64) {
         self.cfg.lr = lr;
     }
@@ -228,7 +240,7 @@ pub fn fit_classifier<M, O, const F: usize, const C: usize>(
 ) -> Result<History, Error>
 where
     M: Classifier<F, C>,
-    O: Optimizer<M, Cpu, f32> + LearningRate,
+    O: Optimizer<M, Cpu, f32> + LearningRate + ?Sized,
 {
     let dev = Cpu::default();
     let progress = Progress::new(config, train.batches_per_epoch());
@@ -358,6 +370,14 @@ pub fn gradients<M: TensorCollection<f32, Cpu>>(
     model: &M,
     grads: &Gradients<f32, Cpu>,
 ) -> Result<Vec<f32>, Error> {
+    flat_gradients(model, grads).map_err(Error::Device)
+}
+
+/// [`gradients`] with dfdx's error, for code that reports errors as dfdx does.
+pub(crate) fn flat_gradients<M: TensorCollection<f32, Cpu>>(
+    model: &M,
+    grads: &Gradients<f32, Cpu>,
+) -> Result<Vec<f32>, CpuError> {
     let mut read = ReadGradients {
         grads: grads.clone(),
         flat: Vec::new(),
@@ -365,8 +385,7 @@ pub fn gradients<M: TensorCollection<f32, Cpu>>(
     M::iter_tensors(&mut RecursiveWalker {
         m: model,
         f: &mut read,
-    })
-    .map_err(Error::Device)?;
+    })?;
     Ok(read.flat)
 }
 
@@ -636,6 +655,8 @@ mod tests {
         let steps = history.steps_frame().unwrap();
         assert_eq!(steps.shape(), (8, 4));
         let epochs = history.epochs_frame().unwrap();
+        let curve = history.per_epoch(|e| e.test_accuracy);
+        assert_eq!(curve[1], [2.0, f64::from(history.epochs[1].test_accuracy)]);
         assert_eq!(
             epochs.get_column_names(),
             [

@@ -4,6 +4,7 @@
 
 use crate::data::{ImageSet, MiniBatches};
 use crate::nn::builders::{Conv2D, Flatten2D, MaxPool2D, Unflatten2D};
+use crate::optimization::schedules::Schedule;
 use crate::train::{fit_classifier, History, TrainConfig};
 use crate::Error;
 use dfdx::optim::{Adam, AdamConfig};
@@ -31,7 +32,7 @@ pub type LeNet = (
 
 /// Trains a freshly initialised [`LeNet`] for `epochs` epochs with Adam (batches of 32)
 /// and a learning rate that falls from 2e-3 to 0 along half a cosine (Loshchilov & Hutter,
-/// 2017), evaluating on `test` after each; initial weights, dropout and batch order come
+/// 2017; notebook 02 §5), evaluating on `test` after each; initial weights, dropout and batch order come
 /// from `seed`.
 pub fn train_lenet(
     train: &ImageSet,
@@ -46,10 +47,12 @@ pub fn train_lenet(
     let mut adam = Adam::new(&model, AdamConfig::default());
     let train = MiniBatches::<784>::from_images(&dev, train, 32, seed)?;
     let test = MiniBatches::<784>::from_images(&dev, test, 500, seed)?;
-    let steps = (epochs * train.batches_per_epoch()) as f64;
-    let cosine =
-        move |step: usize| 1e-3 * (1.0 + (std::f64::consts::PI * step as f64 / steps).cos());
-    let config = TrainConfig::new(epochs).schedule(cosine);
+    let cosine = Schedule::Cosine {
+        lr: 2e-3,
+        warmup: 0.0,
+    };
+    let rates = cosine.learning_rates(epochs * train.batches_per_epoch())?;
+    let config = TrainConfig::new(epochs).schedule(move |step| rates[step]);
     fit_classifier(&mut model, &mut adam, &train, &test, &config)
 }
 

@@ -19,13 +19,8 @@ pub fn line_chart(
 ) -> Result<Figure, Error> {
     check_series(title, series)?;
     let (lo, hi) = padded_range(series.iter().flat_map(|(_, s)| s.iter().copied()));
-    lines(
-        title,
-        x_label,
-        y_label,
-        series,
-        RangedCoordf64::from(lo..hi),
-    )
+    let (points, x) = against_index(series);
+    lines(title, (x_label, y_label), &points, x, linear_axis(lo, hi))
 }
 
 /// [`line_chart`] with a logarithmic value axis: losses that fall by orders of magnitude
@@ -37,18 +32,129 @@ pub fn line_chart_log(
     series: &[(&str, &[f64])],
 ) -> Result<Figure, Error> {
     check_series(title, series)?;
-    for (name, values) in series {
-        if let Some((i, v)) = values.iter().enumerate().find(|(_, &v)| v <= 0.0) {
-            let problem = format!("series {name:?} has {v} at step {i}; a log scale needs values above 0: use line_chart");
-            return Err(bad_input(title, problem));
+    check_positive(title, series, "step", "use line_chart")?;
+    let y = log_axis(series.iter().flat_map(|(_, s)| s.iter().copied()));
+    let (points, x) = against_index(series);
+    lines(title, (x_label, y_label), &points, x, y)
+}
+
+/// A named curve through `(x, y)` points, ready to draw.
+type Curve<'a> = (&'a str, Vec<(f64, f64)>);
+
+/// How an axis of an [`xy_chart`] is scaled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    Linear,
+    /// Logarithmic: every value on the axis must be positive.
+    Log,
+}
+
+/// Curves through `(x, y)` points, each axis linear or logarithmic (`scales` is `[x, y]`),
+/// with a legend when there are several: a quantity against a learning rate, a variance
+/// against the batch size on log-log axes.
+pub fn xy_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    scales: [Scale; 2],
+    series: &[(&str, &[[f64; 2]])],
+) -> Result<Figure, Error> {
+    for axis in 0..2 {
+        let values: Vec<(&str, Vec<f64>)> = series
+            .iter()
+            .map(|(name, points)| (*name, points.iter().map(|p| p[axis]).collect()))
+            .collect();
+        let views: Vec<(&str, &[f64])> = values.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        check_series(title, &views)?;
+        if scales[axis] == Scale::Log {
+            let what = ["x", "y"][axis];
+            check_positive(title, &views, what, "use Scale::Linear")?;
         }
     }
-    let values = || series.iter().flat_map(|(_, s)| s.iter().copied());
-    let lo = values().fold(f64::MAX, f64::min);
-    let hi = values().fold(f64::MIN, f64::max);
-    // Pad by a factor, not a difference: equal room at both ends of a log axis.
-    let y = (lo / 1.25..hi * 1.25).log_scale();
-    lines(title, x_label, y_label, series, LogCoord::from(y))
+    let points: Vec<Curve> = series
+        .iter()
+        .map(|(name, p)| (*name, p.iter().map(|p| (p[0], p[1])).collect()))
+        .collect();
+    let along = |axis: usize| {
+        series
+            .iter()
+            .flat_map(move |(_, p)| p.iter().map(move |p| p[axis]))
+    };
+    let linear = |axis: usize| {
+        let (lo, hi) = padded_range(along(axis));
+        linear_axis(lo, hi)
+    };
+    let labels = (x_label, y_label);
+    match scales {
+        [Scale::Linear, Scale::Linear] => lines(title, labels, &points, linear(0), linear(1)),
+        [Scale::Linear, Scale::Log] => lines(title, labels, &points, linear(0), log_axis(along(1))),
+        [Scale::Log, Scale::Linear] => lines(title, labels, &points, log_axis(along(0)), linear(1)),
+        [Scale::Log, Scale::Log] => lines(
+            title,
+            labels,
+            &points,
+            log_axis(along(0)),
+            log_axis(along(1)),
+        ),
+    }
+}
+
+/// One axis of a chart: its coordinates, about how many labels to write, and how.
+struct Axis<R> {
+    range: R,
+    labels: usize,
+    format: Box<dyn Fn(&f64) -> String>,
+}
+
+/// A linear axis over `[lo, hi]`, labelled with the decimals its ticks need.
+fn linear_axis(lo: f64, hi: f64) -> Axis<RangedCoordf64> {
+    Axis {
+        range: RangedCoordf64::from(lo..hi),
+        labels: 10,
+        format: Box::new(tick_labels(lo, hi)),
+    }
+}
+
+/// A logarithmic axis over the values, padded by a factor (equal room at both ends).
+/// Across a decade or more only powers of ten are labelled; within one, 1 to 9 of its tenths.
+fn log_axis(values: impl Iterator<Item = f64> + Clone) -> Axis<LogCoord<f64>> {
+    let lo = values.clone().fold(f64::MAX, f64::min) / 1.25;
+    let hi = values.fold(f64::MIN, f64::max) * 1.25;
+    Axis {
+        range: LogCoord::from((lo..hi).log_scale()),
+        labels: if (hi / lo).log10() < 1.0 { 10 } else { 4 },
+        format: Box::new(one_digit),
+    }
+}
+
+/// A log axis's tick `d·10ᵏ` as written: one significant digit, without the float noise
+/// of `0.30000000000000004`.
+fn one_digit(v: &f64) -> String {
+    let decimals = (-v.abs().log10().floor()).max(0.0) as usize;
+    format!("{v:.decimals$}")
+}
+
+/// Each series as `(index, value)` points, and the index axis, labelled with whole numbers.
+fn against_index<'a>(series: &[(&'a str, &[f64])]) -> (Vec<Curve<'a>>, Axis<RangedCoordf64>) {
+    let steps = series
+        .iter()
+        .map(|(_, s)| s.len())
+        .max()
+        .unwrap_or(0)
+        .max(2);
+    let points = series
+        .iter()
+        .map(|(name, values)| {
+            let indexed = values.iter().enumerate().map(|(i, &v)| (i as f64, v));
+            (*name, indexed.collect())
+        })
+        .collect();
+    let axis = Axis {
+        range: RangedCoordf64::from(0f64..(steps - 1) as f64),
+        labels: 10,
+        format: Box::new(|x: &f64| format!("{x:.0}")),
+    };
+    (points, axis)
 }
 
 /// Refuses what would draw an empty or misleading chart: no series, an empty one, NaN.
@@ -68,45 +174,60 @@ fn check_series(title: &str, series: &[(&str, &[f64])]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Draws checked series against their index on the value axis `y`, linear or logarithmic.
-fn lines<Y>(
+/// Refuses values a log axis cannot show, naming the series, where, and what to do.
+fn check_positive(
     title: &str,
-    x_label: &str,
-    y_label: &str,
     series: &[(&str, &[f64])],
-    y: Y,
+    position: &str,
+    instead: &str,
+) -> Result<(), Error> {
+    for (name, values) in series {
+        if let Some((i, v)) = values.iter().enumerate().find(|(_, &v)| v <= 0.0) {
+            let problem = format!("series {name:?} has {v} at {position} {i}; a log scale needs values above 0: {instead}");
+            return Err(bad_input(title, problem));
+        }
+    }
+    Ok(())
+}
+
+/// Draws checked `(x, y)` series on the axes `x` and `y`, linear or logarithmic.
+fn lines<X, Y>(
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    series: &[Curve],
+    x: Axis<X>,
+    y: Axis<Y>,
 ) -> Result<Figure, Error>
 where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
-    let steps = series
-        .iter()
-        .map(|(_, s)| s.len())
-        .max()
-        .unwrap_or(0)
-        .max(2);
     Figure::draw(title, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, TITLE)
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0f64..(steps - 1) as f64, y)
+            .build_cartesian_2d(x.range, y.range)
             .map_err(|e| e.to_string())?;
-        let whole = |x: &f64| format!("{x:.0}");
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
-            .x_label_formatter(&whole)
+            .x_labels(x.labels)
+            .y_labels(y.labels)
+            .x_label_formatter(&x.format)
+            .y_label_formatter(&y.format)
             .label_style(LABELS)
             .draw()
             .map_err(|e| e.to_string())?;
-        for (i, (name, values)) in series.iter().enumerate() {
+        for (i, (name, points)) in series.iter().enumerate() {
             let color = CLASS_COLORS[i % CLASS_COLORS.len()];
-            let points = values.iter().enumerate().map(|(x, &y)| (x as f64, y));
             chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))
                 .map_err(|e| e.to_string())?
                 .label(*name)
                 .legend(move |(x, y)| {
@@ -313,6 +434,74 @@ mod tests {
     fn a_log_chart_refuses_zero() {
         let err = line_chart_log("Loss", "step", "loss", &[("train", &[1.0, 0.0])]).unwrap_err();
         assert!(err.to_string().contains("log scale"), "{err}");
+    }
+
+    #[test]
+    fn an_xy_chart_draws_points_on_log_axes() {
+        let batch: Vec<[f64; 2]> = [1.0, 4.0, 16.0, 64.0]
+            .iter()
+            .map(|&b| [b, 1.0 / b])
+            .collect();
+        let fig = xy_chart(
+            "Noise",
+            "batch size",
+            "variance",
+            [Scale::Log, Scale::Log],
+            &[("measured", &batch), ("1/B", &batch)],
+        )
+        .unwrap();
+        for text in ["Noise", "batch size", "variance", "measured", "1/B"] {
+            assert!(has_text(&fig.svg, text), "no text {text:?} in the figure");
+        }
+        assert!(fig.svg.matches("<polyline").count() >= 2);
+        assert_well_formed(&fig.svg);
+        let linear = xy_chart(
+            "L",
+            "x",
+            "y",
+            [Scale::Linear; 2],
+            &[("a", &[[-1.0, 0.0], [1.0, 2.0]])],
+        );
+        assert!(linear.is_ok());
+    }
+
+    #[test]
+    fn log_ticks_have_one_significant_digit() {
+        for (v, text) in [
+            (0.30000000000000004, "0.3"),
+            (70.00000001, "70"),
+            (1.0, "1"),
+            (0.001, "0.001"),
+        ] {
+            assert_eq!(one_digit(&v), text);
+        }
+        // Within a decade the tenths are labelled; over several, only powers of ten.
+        assert_eq!(log_axis([0.3, 0.8].into_iter()).labels, 10);
+        assert_eq!(log_axis([0.07, 2.0].into_iter()).labels, 4);
+        let fig = xy_chart(
+            "B",
+            "batch",
+            "loss",
+            [Scale::Log; 2],
+            &[("s", &[[8.0, 0.08], [256.0, 2.0]])],
+        )
+        .unwrap();
+        assert!(!fig.svg.contains("0000000"), "float noise in a tick label");
+    }
+
+    #[test]
+    fn an_xy_chart_refuses_what_its_axes_cannot_show() {
+        let zero_x: &[[f64; 2]] = &[[0.0, 1.0], [1.0, 2.0]];
+        let err =
+            xy_chart("Z", "x", "y", [Scale::Log, Scale::Linear], &[("s", zero_x)]).unwrap_err();
+        assert!(
+            err.to_string().contains("has 0 at x 0") && err.to_string().contains("Scale::Linear"),
+            "{err}"
+        );
+        let nan: &[[f64; 2]] = &[[1.0, f64::NAN]];
+        let err = xy_chart("N", "x", "y", [Scale::Linear; 2], &[("s", nan)]).unwrap_err();
+        assert!(err.to_string().contains("NaN"), "{err}");
+        assert!(xy_chart("E", "x", "y", [Scale::Linear; 2], &[]).is_err());
     }
 
     #[test]

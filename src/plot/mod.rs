@@ -5,21 +5,25 @@
 //! evcxr keeps one output per MIME type per cell: a cell shows one figure, so a cell that
 //! wants several plots composes them with [`Figure::grid`].
 //!
-//! - [`charts`]: curves and points ([`line_chart`], [`line_chart_log`], [`scatter`],
-//!   [`decision_boundary`]).
+//! - [`charts`]: curves and points ([`line_chart`], [`line_chart_log`], [`xy_chart`],
+//!   [`scatter`], [`decision_boundary`]).
 //! - [`images`]: pictures in a grid ([`image_grid`], [`image_grid_diverging`]).
 //! - [`heatmap`](mod@heatmap): a matrix as colours with a colour bar ([`heatmap()`]).
+//! - [`contour`](mod@contour): a function of two variables as level bands, with paths over
+//!   it ([`contour()`]).
 //! - [`panels`]: several figures in one ([`Figure::grid`]).
 //!
 //! Every function checks its input first and returns [`Error::FigureInput`] saying what
 //! is wrong, rather than drawing a blank or misleading figure.
 
 pub mod charts;
+pub mod contour;
 pub mod heatmap;
 pub mod images;
 pub mod panels;
 
-pub use charts::{decision_boundary, line_chart, line_chart_log, scatter};
+pub use charts::{decision_boundary, line_chart, line_chart_log, scatter, xy_chart, Scale};
+pub use contour::contour;
 pub use heatmap::heatmap;
 pub use images::{image_grid, image_grid_diverging};
 
@@ -356,6 +360,48 @@ mod tests {
             .map(|k| ((k % 64) as f64 * 0.1).sin())
             .collect();
         let large = heatmap("64 × 64", &big, 64, 64, &[], &[]).unwrap();
+        let rosenbrock = |p: [f64; 2]| (1.0 - p[0]).powi(2) + 100.0 * (p[1] - p[0] * p[0]).powi(2);
+        let route: Vec<[f64; 2]> = (0..=20)
+            .map(|i| {
+                let t = i as f64 / 20.0;
+                [-1.5 + 2.5 * t, 2.0 - 1.0 * t * t]
+            })
+            .collect();
+        let surface = contour(
+            "Rosenbrock",
+            ("x", "y"),
+            [-2.0, 2.0],
+            [-1.0, 3.0],
+            &rosenbrock,
+            &[("route", &route), ("minimum", &[[1.0, 1.0]])],
+        )
+        .unwrap();
+        let measured: Vec<[f64; 2]> = [1.0f64, 4.0, 16.0, 64.0, 256.0]
+            .iter()
+            .map(|&b| [b, 4.8 / b * (1.0 + 0.1 * b.ln().sin())])
+            .collect();
+        let theory: Vec<[f64; 2]> = measured.iter().map(|p| [p[0], 4.8 / p[0]]).collect();
+        let noise = xy_chart(
+            "Gradient noise",
+            "batch size",
+            "variance",
+            [Scale::Log, Scale::Log],
+            &[("measured", &measured), ("4.8 / B", &theory)],
+        )
+        .unwrap();
+        let fixed: Vec<[f64; 2]> = [8.0, 16.0, 32.0, 64.0, 128.0, 256.0]
+            .iter()
+            .map(|&b| [b, 0.011 * b])
+            .collect();
+        let scaled: Vec<[f64; 2]> = fixed.iter().map(|p| [p[0], 0.08]).collect();
+        let batches = xy_chart(
+            "Batch sizes",
+            "batch size",
+            "loss",
+            [Scale::Log, Scale::Log],
+            &[("fixed", &fixed), ("scaled", &scaled)],
+        )
+        .unwrap();
         let panels =
             Figure::grid("Training", &[loss.clone(), log.clone(), matrix.clone()], 2).unwrap();
         for (name, fig) in [
@@ -368,6 +414,9 @@ mod tests {
             ("confusion", matrix),
             ("attention", attend),
             ("large", large),
+            ("contour", surface),
+            ("noise", noise),
+            ("batches", batches),
             ("panels", panels),
         ] {
             fig.save(dir.join(format!("{name}.svg"))).unwrap();
