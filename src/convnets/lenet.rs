@@ -32,8 +32,8 @@ pub type LeNet = (
 
 /// Trains a freshly initialised [`LeNet`] for `epochs` epochs with Adam (batches of 32)
 /// and a learning rate that falls from 2e-3 to 0 along half a cosine (Loshchilov & Hutter,
-/// 2017; notebook 02 §5), evaluating on `test` after each; initial weights, dropout and batch order come
-/// from `seed`.
+/// 2017; notebook 02 §5), evaluating on `test` after each. Initial weights, dropout and
+/// batch order come from `seed`.
 pub fn train_lenet(
     train: &ImageSet,
     test: &ImageSet,
