@@ -57,12 +57,14 @@ $(VENV)/.requirements-installed: requirements.txt | $(PYTHON)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# Benchmarks: the crate's layers and training steps, side by side with PyTorch when
-# `make bench-torch` has installed it (opt-in: about 5 GB, kept out of `make test` and CI).
+# Benchmarks (benches/compare.py): the crate's layers and training steps, side by side with
+# PyTorch when `make bench-torch` has installed it (opt-in: about 5 GB, kept out of
+# `make test` and CI); the kernel's latencies; every notebook's run time (about 10 minutes;
+# `make bench BENCH_ARGS=--no-notebooks` skips it).
 TORCH_VENV := target/torch-venv
 
-bench:
-	python3 benches/compare.py
+bench: setup
+	MUSTKNOW_PYTHON=$(PYTHON) python3 benches/compare.py $(BENCH_ARGS)
 
 bench-torch:
 	[ -x $(TORCH_VENV)/bin/python ] || python3 -m venv $(TORCH_VENV)

@@ -1,10 +1,17 @@
-"""`make bench`: the crate's benchmarks and, when PyTorch is installed, the same cases in
-PyTorch on the same machine and thread count, as one table with the ratio ours / PyTorch
-(below 1: we are faster).
+"""`make bench`: the course's speed, in three tables.
 
-PyTorch is opt-in and large (about 5 GB with its CUDA libraries): `make bench-torch`
-installs it into target/torch-venv. Standard library only, so it runs with any python3.
+1. Training steps and layers: the crate's benchmarks (benches/course.rs) and, when PyTorch
+   is installed, the same cases in PyTorch on the same machine and thread count, with the
+   ratio ours / PyTorch (below 1: we are faster). PyTorch is opt-in and large (about 5 GB
+   with its CUDA libraries): `make bench-torch` installs it into target/torch-venv.
+2. What a learner waits for in the Rust kernel (benches/kernel.py).
+3. Each notebook's run time in the headless runner, which runs them all (about 10 minutes;
+   `--no-notebooks` skips it).
+
+Standard library only, so it runs with any python3; the kernel and the notebooks need the
+Jupyter environment `make setup` installs (MUSTKNOW_PYTHON, else .venv).
 """
+import argparse
 import json
 import os
 import platform
@@ -12,12 +19,18 @@ import subprocess
 import sys
 
 TORCH_PYTHON = os.path.join("target", "torch-venv", "bin", "python")
+JUPYTER_PYTHON = os.environ.get("MUSTKNOW_PYTHON", os.path.join(".venv", "bin", "python"))
+TIMES = os.path.join("target", "notebooks", "times.json")
+# The issue's goals for a learner's waits, in seconds.
+WARM_SETUP_GOAL_S = 10
+TRIVIAL_GOAL_S = 1
+NOTEBOOK_GOAL_S = 180
 
 
-def run(cmd, stdin=None):
-    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+def run(cmd, stdin=None, env=None):
+    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env)
     if done.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr}")
+        sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     return done.stdout
 
 
@@ -32,29 +45,77 @@ def cpu_name():
     return platform.processor() or "unknown CPU"
 
 
-def main():
+def steps_table():
     run(["cargo", "bench", "--bench", "course", "--no-run"])
     bench = ["cargo", "bench", "--quiet", "--bench", "course", "--"]
     cases = run(bench + ["--cases"])
     ours = json.loads(run(bench + ["--json"]))
     threads = ours["threads"]
-    torch = None
-    if os.path.exists(TORCH_PYTHON):
-        torch = json.loads(run([TORCH_PYTHON, "benches/torch_course.py", str(threads)], stdin=cases))
     print(f"{cpu_name()}, {os.cpu_count()} cores; {threads} threads on both sides\n")
-    if torch is None:
+    if not os.path.exists(TORCH_PYTHON):
         print("| case | ours, ms |\n| --- | ---: |")
         for r in ours["results"]:
             print(f"| {r['name']} | {r['ms']:.2f} |")
-        print(f"\nPyTorch is not installed, so there is nothing to compare with: `make bench-torch`"
-              f" installs it (about 5 GB) into target/torch-venv, then run `make bench` again.")
+        print("\nPyTorch is not installed, so there is nothing to compare with: `make bench-torch`"
+              " installs it (about 5 GB) into target/torch-venv, then run `make bench` again.")
         return
+    torch = json.loads(run([TORCH_PYTHON, "benches/torch_course.py", str(threads)], stdin=cases))
     theirs = {r["name"]: r["ms"] for r in torch["results"]}
     print(f"| case | ours, ms | PyTorch {torch['version']}, ms | ours / PyTorch |")
     print("| --- | ---: | ---: | ---: |")
     for r in ours["results"]:
         t = theirs[r["name"]]
         print(f"| {r['name']} | {r['ms']:.2f} | {t:.2f} | {r['ms'] / t:.2f} |")
+
+
+def goal(seconds, limit):
+    return f"≤ {limit} s: {'met' if seconds <= limit else 'NOT met'}"
+
+
+def kernel_table():
+    if not os.path.exists(JUPYTER_PYTHON):
+        sys.exit(f"{JUPYTER_PYTHON} is missing: run `make setup` first (it installs Jupyter and the kernel)")
+    k = json.loads(run([JUPYTER_PYTHON, "benches/kernel.py"]))
+    first, warm = k["first_kernel"], k["warm_kernel"]
+    print("\nThe Rust kernel, each in a fresh build folder as JupyterLab starts it (seconds):\n")
+    print("| wait | first kernel | next kernel (cache warm) | goal |")
+    print("| --- | ---: | ---: | --- |")
+    rows = [
+        ("kernel start", "start_s", None),
+        ("set-up cell (`:dep` on the crate)", "setup_s", WARM_SETUP_GOAL_S),
+        ("first cell calling the crate", "first_call_s", None),
+        ("trivial cell (median of 10)", "trivial_s", TRIVIAL_GOAL_S),
+    ]
+    for name, key, limit in rows:
+        target = goal(warm[key], limit) if limit else ""
+        print(f"| {name} | {first[key]:.2f} | {warm[key]:.2f} | {target} |")
+
+
+def notebooks_table():
+    env = dict(os.environ, MUSTKNOW_PYTHON=JUPYTER_PYTHON)
+    done = subprocess.run(["cargo", "test", "--release", "--test", "notebooks"], env=env)
+    if not os.path.exists(TIMES):
+        sys.exit(f"the notebook runner wrote no {TIMES}")
+    with open(TIMES) as f:
+        times = json.load(f)
+    print("\nEach notebook in the headless runner, one warm kernel after another (seconds):\n")
+    print("| notebook | run time | goal |\n| --- | ---: | --- |")
+    for t in times:
+        verdict = goal(t["seconds"], NOTEBOOK_GOAL_S) if t["passed"] else "FAILED"
+        print(f"| {t['notebook']} | {t['seconds']:.1f} | {verdict} |")
+    if done.returncode != 0:
+        sys.exit("a notebook failed: its times above do not count")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-notebooks", action="store_true",
+                        help="skip running every notebook (about 10 minutes)")
+    args = parser.parse_args()
+    steps_table()
+    kernel_table()
+    if not args.no_notebooks:
+        notebooks_table()
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ struct Verdict {
     name: String,
     passed: bool,
     line: String,
+    seconds: f64,
+    fixture: bool,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         })
         .collect();
     write_index(&out, &verdicts);
+    write_times(&out, &verdicts);
     let passed = verdicts.iter().filter(|v| v.passed).count();
     println!(
         "executed copies and the rendered book: {}",
@@ -287,7 +290,13 @@ fn judge(job: &Job, report: Report) -> Verdict {
             ),
         ),
     };
-    Verdict { name, passed, line }
+    Verdict {
+        name,
+        passed,
+        line,
+        seconds: report.seconds,
+        fixture: job.expect_failure.is_some(),
+    }
 }
 
 /// `index.html`: the rendered book, one link per executed notebook with its verdict.
@@ -305,6 +314,17 @@ fn write_index(out: &Path, verdicts: &[Verdict]) {
     let page = format!("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>mustknow notebooks</title></head>\n<body><h1>mustknow: executed notebooks</h1>\n<ul>\n{items}</ul></body></html>\n");
     std::fs::create_dir_all(out)
         .and_then(|_| std::fs::write(out.join("index.html"), page))
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+}
+
+/// `times.json`: each notebook's verdict and run time, which `make bench` reports.
+fn write_times(out: &Path, verdicts: &[Verdict]) {
+    let times: Vec<Value> = verdicts
+        .iter()
+        .filter(|v| !v.fixture)
+        .map(|v| serde_json::json!({"notebook": v.name, "passed": v.passed, "seconds": v.seconds}))
+        .collect();
+    std::fs::write(out.join("times.json"), Value::from(times).to_string())
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
 }
 

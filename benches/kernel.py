@@ -1,0 +1,78 @@
+"""The latencies a learner feels in the Rust kernel, measured through the real kernel.
+
+Run by `make bench` (benches/compare.py) with the Python that has Jupyter. Starts two
+kernels one after the other, each in a fresh build folder as JupyterLab gives it, and
+times in each: the set-up cell every notebook opens with (`:dep` on the crate, with
+evcxr's compile cache on), the first cell that calls the crate, and a trivial cell. The
+first kernel fills the compile cache if it is cold, so the second one measures what a
+learner opening a notebook waits for. Prints one JSON object.
+"""
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jupyter_client.manager import start_new_kernel
+
+ROOT = Path(__file__).resolve().parent.parent
+SETUP = ':cache 4096\n:dep mustknow = { path = ".." }\nuse mustknow::prelude::*;'
+FIRST_CALL = "let seed = notebook_seed(0)?;"
+TRIVIAL = "1 + 1"
+TRIVIAL_RUNS = 10
+COLD_TIMEOUT_S = 1800
+
+
+def timed(client, code, timeout):
+    """Seconds `code` takes in the kernel; exits with the kernel's words if it fails."""
+    errors = []
+
+    def keep_errors(message):
+        content = message["content"]
+        if message["msg_type"] == "stream" and content["name"] == "stderr":
+            errors.append(content["text"])
+        elif message["msg_type"] == "error":
+            errors.append(content.get("evalue", "error"))
+
+    start = time.monotonic()
+    reply = client.execute_interactive(code, timeout=timeout, output_hook=keep_errors)
+    seconds = time.monotonic() - start
+    if reply["content"]["status"] != "ok" or errors:
+        sys.exit(f"the kernel failed on {code!r}: {''.join(errors)[:400]}")
+    return seconds
+
+
+def kernel_session():
+    """One fresh kernel, in its own build folder: the set-up, first-call and trivial cells."""
+    with tempfile.TemporaryDirectory(prefix="mustknow-bench-") as build:
+        start = time.monotonic()
+        # The kernel spec's own variables are added to this environment at launch.
+        env = dict(os.environ, EVCXR_TMPDIR=build)
+        manager, client = start_new_kernel(kernel_name="rust", cwd=str(ROOT / "notebooks"), env=env)
+        try:
+            started = time.monotonic() - start
+            setup = timed(client, SETUP, COLD_TIMEOUT_S)
+            first = timed(client, FIRST_CALL, 600)
+            trivial = [timed(client, TRIVIAL, 60) for _ in range(TRIVIAL_RUNS)]
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+    return {
+        "start_s": started,
+        "setup_s": setup,
+        "first_call_s": first,
+        "trivial_s": statistics.median(trivial),
+    }
+
+
+def main():
+    first = kernel_session()
+    second = kernel_session()
+    print(json.dumps({"first_kernel": first, "warm_kernel": second}))
+
+
+if __name__ == "__main__":
+    main()
