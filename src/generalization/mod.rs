@@ -2,7 +2,8 @@
 //! new data, and why very large models often do not.
 //!
 //! One module per section: [`capacity`] (§1, under- and overfitting as polynomial degree
-//! grows), [`dropout`] (§2, Srivastava et al. 2014).
+//! grows), [`dropout`] (§2, Srivastava et al. 2014), [`random_labels`] (§3, Zhang et al.
+//! 2017).
 //!
 //! Here, what the sections share: minimum-norm least squares ([`min_norm_least_squares`]),
 //! solved with linfa's SVD (§1 and the double-descent section); small MNIST subsets
@@ -11,6 +12,7 @@
 
 pub mod capacity;
 pub mod dropout;
+pub mod random_labels;
 
 use crate::data::{mnist, ImageSet, MiniBatches};
 use crate::optimization::Method;
