@@ -3,7 +3,7 @@
 //!
 //! One module per section: [`capacity`] (§1, under- and overfitting as polynomial degree
 //! grows), [`dropout`] (§2, Srivastava et al. 2014), [`random_labels`] (§3, Zhang et al.
-//! 2017).
+//! 2017), [`width`] (§5, overparameterization).
 //!
 //! Here, what the sections share: minimum-norm least squares ([`min_norm_least_squares`]),
 //! solved with linfa's SVD (§1 and the double-descent section); small MNIST subsets
@@ -13,6 +13,7 @@
 pub mod capacity;
 pub mod dropout;
 pub mod random_labels;
+pub mod width;
 
 use crate::data::{mnist, ImageSet, MiniBatches};
 use crate::optimization::Method;
