@@ -3,14 +3,16 @@
 //!
 //! One module per section: [`capacity`] (§1, under- and overfitting as polynomial degree
 //! grows), [`dropout`] (§2, Srivastava et al. 2014), [`random_labels`] (§3, Zhang et al.
-//! 2017), [`width`] (§5, overparameterization).
+//! 2017), [`double_descent`] (§4, Belkin et al. 2019; Nakkiran et al. 2019), [`width`]
+//! (§5, overparameterization).
 //!
 //! Here, what the sections share: minimum-norm least squares ([`min_norm_least_squares`]),
-//! solved with linfa's SVD (§1 and the double-descent section); small MNIST subsets
+//! solved with linfa's SVD (§1 and §4); small MNIST subsets
 //! ([`mnist_subsets`]) and one way to train an MLP on them ([`fit_mnist`]) for the
 //! sections that train networks.
 
 pub mod capacity;
+pub mod double_descent;
 pub mod dropout;
 pub mod random_labels;
 pub mod width;
@@ -124,7 +126,7 @@ where
 /// SVD of `a` (rows: examples, columns: features; `b`: one column per target). Singular
 /// values below `1e-10 ×` the largest count as zero, so an underdetermined system
 /// (more features than examples) gets the interpolating `w` of least norm. Notebook
-/// `03_generalization` §1 fits polynomials with it.
+/// `03_generalization` fits polynomials (§1) and random features (§4) with it.
 pub fn min_norm_least_squares(a: &Array2<f64>, b: &Array2<f64>) -> Result<Array2<f64>, Error> {
     if a.nrows() == 0 || a.ncols() == 0 || b.nrows() != a.nrows() {
         return Err(Error::ShapeMismatch {
