@@ -4,7 +4,7 @@
 //! One module per section: [`capacity`] (§1, under- and overfitting as polynomial degree
 //! grows), [`dropout`] (§2, Srivastava et al. 2014), [`random_labels`] (§3, Zhang et al.
 //! 2017), [`double_descent`] (§4, Belkin et al. 2019; Nakkiran et al. 2019), [`width`]
-//! (§5, overparameterization).
+//! (§5, overparameterization), [`lottery`] (§6, Frankle & Carbin 2019).
 //!
 //! Here, what the sections share: minimum-norm least squares ([`min_norm_least_squares`]),
 //! solved with linfa's SVD (§1 and §4); small MNIST subsets
@@ -14,12 +14,13 @@
 pub mod capacity;
 pub mod double_descent;
 pub mod dropout;
+pub mod lottery;
 pub mod random_labels;
 pub mod width;
 
 use crate::data::{mnist, ImageSet, MiniBatches};
 use crate::optimization::Method;
-use crate::train::{evaluate, fit_classifier, Classifier, History, Loss, TrainConfig};
+use crate::train::{evaluate, fit_classifier, Classifier, History, Loss, TrainConfig, Trainer};
 use crate::Error;
 use dfdx::prelude::*;
 use linfa_linalg::svd::SVD;
@@ -97,6 +98,23 @@ pub fn fit_mnist<M>(
 where
     M: Classifier<PIXELS, 10> + 'static,
 {
+    let mut adam = Method::Adam.optimizer(model, schedule.lr, None);
+    fit_mnist_with(model, adam.as_mut(), train, test, schedule, seed)
+}
+
+/// [`fit_mnist`] with an optimizer of one's own, such as §6's masked one
+/// ([`lottery::Masked`]); the schedule's learning rate is set on it.
+pub fn fit_mnist_with<M>(
+    model: &mut M,
+    optimizer: &mut dyn Trainer<M, f32>,
+    train: &ImageSet,
+    test: &ImageSet,
+    schedule: Schedule,
+    seed: u64,
+) -> Result<Fitted, Error>
+where
+    M: Classifier<PIXELS, 10>,
+{
     if !(schedule.lr.is_finite() && schedule.lr > 0.0 && schedule.epochs > 0) {
         return Err(Error::InvalidArgument {
             what: "a training schedule",
@@ -108,9 +126,9 @@ where
     let batches = MiniBatches::<PIXELS>::from_images(&dev, train, schedule.batch_size, seed)?;
     let train_all = MiniBatches::<PIXELS>::from_images(&dev, train, 1000, seed)?;
     let test_all = MiniBatches::<PIXELS>::from_images(&dev, test, 1000, seed)?;
-    let mut adam = Method::Adam.optimizer(model, schedule.lr, None);
+    optimizer.set_learning_rate(schedule.lr);
     let config = TrainConfig::new(schedule.epochs).quiet();
-    let history = fit_classifier(model, adam.as_mut(), &batches, &test_all, &config)?;
+    let history = fit_classifier(model, optimizer, &batches, &test_all, &config)?;
     let (train_loss, train_accuracy) = evaluate(model, &train_all, Loss::CrossEntropy)?;
     let (test_loss, test_accuracy) = evaluate(model, &test_all, Loss::CrossEntropy)?;
     Ok(Fitted {
