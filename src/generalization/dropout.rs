@@ -27,6 +27,9 @@ pub const NOTEBOOK_SCHEDULE: Schedule = Schedule {
     epochs: 30,
 };
 
+/// The hidden width of §2's networks: 784 → 256 → 256 → 10.
+pub const HIDDEN: usize = 256;
+
 /// The same network trained with and without dropout, from the same seed (§2).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DropoutComparison {
@@ -34,19 +37,20 @@ pub struct DropoutComparison {
     pub dropout: Fitted,
 }
 
-/// Trains an [`MnistMlp`]`<H>` and a [`DropoutMlp`]`<H>` on `train` with the same schedule
-/// and seed, and measures both on `train` and `test` (§2).
-pub fn compare_dropout<const H: usize>(
+/// Trains an [`MnistMlp`]`<`[`HIDDEN`]`>` and a [`DropoutMlp`]`<`[`HIDDEN`]`>` on `train`
+/// with the same schedule and seed, and measures both on `train` and `test` (§2). Not
+/// generic, so a notebook cell compiles none of the training code.
+pub fn compare_dropout(
     train: &ImageSet,
     test: &ImageSet,
     schedule: Schedule,
     seed: u64,
 ) -> Result<DropoutComparison, Error> {
     let dev = Cpu::seed_from_u64(seed);
-    let mut plain = dev.build_module::<MnistMlp<H>, f32>();
+    let mut plain = dev.build_module::<MnistMlp<HIDDEN>, f32>();
     let plain = fit_mnist(&mut plain, train, test, schedule, seed)?;
     let dev = Cpu::seed_from_u64(seed);
-    let mut dropout = dev.build_module::<DropoutMlp<H>, f32>();
+    let mut dropout = dev.build_module::<DropoutMlp<HIDDEN>, f32>();
     let dropout = fit_mnist(&mut dropout, train, test, schedule, seed)?;
     Ok(DropoutComparison { plain, dropout })
 }
@@ -61,13 +65,9 @@ pub struct DropoutModes {
     pub training_difference: f32,
 }
 
-/// Runs the first `n` images of `images` through a fresh [`DropoutMlp`]`<H>` twice in
-/// each mode ([`DropoutModes`]).
-pub fn dropout_modes<const H: usize>(
-    images: &ImageSet,
-    n: usize,
-    seed: u64,
-) -> Result<DropoutModes, Error> {
+/// Runs the first `n` images of `images` through a fresh [`DropoutMlp`]`<`[`HIDDEN`]`>`
+/// twice in each mode ([`DropoutModes`]).
+pub fn dropout_modes(images: &ImageSet, n: usize, seed: u64) -> Result<DropoutModes, Error> {
     if n == 0 || n > images.len() || images.pixels_per_image() != PIXELS {
         return Err(Error::InvalidArgument {
             what: "the images for comparing dropout's modes",
@@ -81,7 +81,7 @@ pub fn dropout_modes<const H: usize>(
         });
     }
     let dev = Cpu::seed_from_u64(seed);
-    let mut model = dev.build_module::<DropoutMlp<H>, f32>();
+    let mut model = dev.build_module::<DropoutMlp<HIDDEN>, f32>();
     let pixels = images.pixels[..n * PIXELS].to_vec();
     let x: Tensor<(usize, Const<PIXELS>), f32, Cpu> =
         dev.tensor_from_vec(pixels, (n, Const::<PIXELS>));
@@ -113,17 +113,17 @@ mod tests {
     #[test]
     fn dropout_is_off_at_evaluation_and_on_in_training() {
         let (train, _) = mnist_subsets(20, 1, 0).unwrap();
-        let modes = dropout_modes::<32>(&train, 8, 0).unwrap();
+        let modes = dropout_modes(&train, 8, 0).unwrap();
         assert_eq!(modes.evaluation_difference, 0.0);
         assert!(modes.training_difference > 1e-3, "{modes:?}");
-        assert!(dropout_modes::<32>(&train, 0, 0).is_err());
-        assert!(dropout_modes::<32>(&train, 21, 0).is_err());
+        assert!(dropout_modes(&train, 0, 0).is_err());
+        assert!(dropout_modes(&train, 21, 0).is_err());
     }
 
     #[test]
     fn dropout_narrows_the_gap_without_costing_test_accuracy() {
         let (train, test) = mnist_subsets(1000, 2000, 0).unwrap();
-        let c = compare_dropout::<256>(&train, &test, NOTEBOOK_SCHEDULE, 0).unwrap();
+        let c = compare_dropout(&train, &test, NOTEBOOK_SCHEDULE, 0).unwrap();
         assert!(
             c.plain.train_accuracy > 0.99,
             "{:?}",
