@@ -33,14 +33,14 @@ def cpu_name():
 
 
 def main():
-    run(["cargo", "bench", "--bench", "conv", "--no-run"])
-    bench = ["cargo", "bench", "--quiet", "--bench", "conv", "--"]
+    run(["cargo", "bench", "--bench", "course", "--no-run"])
+    bench = ["cargo", "bench", "--quiet", "--bench", "course", "--"]
     cases = run(bench + ["--cases"])
     ours = json.loads(run(bench + ["--json"]))
     threads = ours["threads"]
     torch = None
     if os.path.exists(TORCH_PYTHON):
-        torch = json.loads(run([TORCH_PYTHON, "benches/torch_conv.py", str(threads)], stdin=cases))
+        torch = json.loads(run([TORCH_PYTHON, "benches/torch_course.py", str(threads)], stdin=cases))
     print(f"{cpu_name()}, {os.cpu_count()} cores; {threads} threads on both sides\n")
     if torch is None:
         print("| case | ours, ms |\n| --- | ---: |")

@@ -242,7 +242,7 @@ where
 }
 
 /// The legend of a chart's labelled series, in the upper right, the same in every chart.
-fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+pub(super) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
 ) -> Result<(), String> {
     chart

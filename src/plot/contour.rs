@@ -1,6 +1,7 @@
 //! A function of two variables as filled level bands, with paths drawn over it: the
 //! routes optimizers take across a loss surface.
 
+use super::charts::draw_legend;
 use super::images::{image_element, png_data_url, Pixels};
 use super::{bad_input, check_finite, tick_labels, Figure, CLASS_COLORS, LABELS, TITLE};
 use crate::Error;
@@ -94,14 +95,7 @@ pub fn contour(
             chart.draw_series(ends).map_err(|e| e.to_string())?;
         }
         if !paths.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font(LABELS)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| e.to_string())?;
+            draw_legend(&mut chart)?;
         }
         Ok(())
     })?;

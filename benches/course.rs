@@ -1,19 +1,23 @@
-//! Forward + backward of the course's convolution layers, at the shapes its notebooks
-//! train, and one LeNet training step: the median time over repeated runs.
+//! The course's speed: forward + backward of its convolution layers at the shapes its
+//! notebooks train, and one training step of each model a notebook trains; the median
+//! time over repeated runs.
 //!
-//! `cargo bench --bench conv` prints a table; `-- --json` prints the results as JSON and
-//! `-- --cases` the cases alone, which `benches/torch_conv.py` runs in PyTorch so that
+//! `cargo bench --bench course` prints a table; `-- --json` prints the results as JSON and
+//! `-- --cases` the cases alone, which `benches/torch_course.py` runs in PyTorch so that
 //! `benches/compare.py` (`make bench`) can put both side by side.
 
 use dfdx::optim::{Adam, AdamConfig};
 use mustknow::convnets::LeNet;
 use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
+use mustknow::tour::DigitsMlp;
+use mustknow::train::Classifier;
 use serde_json::json;
 use std::time::Instant;
 
-/// One timed computation. For layers: images `batch × channels × size × size`, and the
-/// layer's `out` channels, `kernel`, `stride`, `padding`.
+/// One timed computation. For a layer: images `batch × channels × size × size`, and the
+/// layer's `out` channels, `kernel`, `stride`, `padding`. For a training step: `batch`
+/// images of `channels × size × size` pixels and `out` classes (the model fixes the rest).
 struct Case {
     name: &'static str,
     op: &'static str,
@@ -26,7 +30,7 @@ struct Case {
     padding: usize,
 }
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 7] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -83,15 +87,26 @@ const CASES: [Case; 6] = [
         padding: 0,
     },
     Case {
+        name: "digits MLP training step (Adam)",
+        op: "digits_mlp_step",
+        batch: 32,
+        channels: 1,
+        size: 8,
+        out: 10,
+        kernel: 0,
+        stride: 0,
+        padding: 0,
+    },
+    Case {
         name: "LeNet training step (Adam)",
         op: "lenet_step",
         batch: 64,
         channels: 1,
         size: 28,
         out: 10,
-        kernel: 5,
-        stride: 1,
-        padding: 2,
+        kernel: 0,
+        stride: 0,
+        padding: 0,
     },
 ];
 
@@ -176,24 +191,31 @@ fn time_case(c: &Case) -> f64 {
             .unwrap();
             let _ = y.sum().backward();
         }),
-        "lenet_step" => {
-            let mut model = dev.build_module::<LeNet, f32>();
-            let mut adam = Adam::new(&model, AdamConfig::default());
-            let images: Tensor<(usize, Const<784>), f32, Cpu> =
-                dev.sample_uniform_like(&(c.batch, Const));
-            let labels: Vec<usize> = (0..c.batch).map(|i| i % 10).collect();
-            let targets = mustknow::data::one_hot::<10>(&dev, &labels).unwrap();
-            let mut kept = Some(model.alloc_grads());
-            median_ms(|| {
-                let grads = kept.take().expect("returned by the previous step");
-                let logits = model.forward_mut(images.clone().traced(grads));
-                let loss = cross_entropy_with_logits_loss(logits, targets.clone());
-                let mut grads = loss.backward();
-                adam.update(&mut model, &grads).unwrap();
-                model.zero_grads(&mut grads);
-                kept = Some(grads);
-            })
-        }
+        "lenet_step" => time_training_step::<LeNet, 784>(&dev, c.batch),
+        "digits_mlp_step" => time_training_step::<DigitsMlp, 64>(&dev, c.batch),
         op => unreachable!("no such op {op}"),
     }
+}
+
+/// One Adam step of a freshly built `M` on a fixed batch of `F` features and 10 classes.
+fn time_training_step<M, const F: usize>(dev: &Cpu, batch: usize) -> f64
+where
+    M: BuildOnDevice<Cpu, f32>,
+    M::Built: Classifier<F, 10>,
+{
+    let mut model = dev.build_module::<M, f32>();
+    let mut adam = Adam::new(&model, AdamConfig::default());
+    let images: Tensor<(usize, Const<F>), f32, Cpu> = dev.sample_uniform_like(&(batch, Const));
+    let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
+    let targets = mustknow::data::one_hot::<10>(dev, &labels).unwrap();
+    let mut kept = Some(model.alloc_grads());
+    median_ms(|| {
+        let grads = kept.take().expect("returned by the previous step");
+        let logits = model.forward_mut(images.clone().traced(grads));
+        let loss = cross_entropy_with_logits_loss(logits, targets.clone());
+        let mut grads = loss.backward();
+        adam.update(&mut model, &grads).unwrap();
+        model.zero_grads(&mut grads);
+        kept = Some(grads);
+    })
 }

@@ -1,7 +1,7 @@
-"""The cases of `cargo bench --bench conv`, run in PyTorch on the CPU with the same shapes,
+"""The cases of `cargo bench --bench course`, run in PyTorch on the CPU with the same shapes,
 thread count and timing rule (median of at least 10 runs and 1 s, after 3 warm-up runs).
 
-Reads the cases (JSON, from `conv -- --cases`) on stdin; prints {"results": [...]} JSON.
+Reads the cases (JSON, from `course -- --cases`) on stdin; prints {"results": [...]} JSON.
 Run by benches/compare.py; needs PyTorch (`make bench-torch` installs it).
 """
 import json
@@ -37,6 +37,26 @@ def lenet():
     )
 
 
+def digits_mlp():
+    """mustknow::tour::DigitsMlp (notebooks 00 and 02)."""
+    return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def training_step(model, batch, features):
+    """One Adam step of `model` on a fixed batch, timed as the crate times its own."""
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    images = torch.rand(batch, features)
+    labels = torch.arange(batch) % 10
+
+    def step():
+        loss = F.cross_entropy(model(images), labels)
+        adam.zero_grad()
+        loss.backward()
+        adam.step()
+
+    return median_ms(step)
+
+
 def time_case(c):
     torch.manual_seed(0)
     x = torch.randn(c["batch"], c["channels"], c["size"], c["size"], requires_grad=True)
@@ -50,18 +70,9 @@ def time_case(c):
     if op == "max_pool":
         return median_ms(lambda: F.max_pool2d(x, k, s, p).sum().backward())
     if op == "lenet_step":
-        model = lenet()
-        adam = torch.optim.Adam(model.parameters(), lr=1e-3)
-        images = torch.rand(c["batch"], 784)
-        labels = torch.arange(c["batch"]) % 10
-
-        def step():
-            loss = F.cross_entropy(model(images), labels)
-            adam.zero_grad()
-            loss.backward()
-            adam.step()
-
-        return median_ms(step)
+        return training_step(lenet(), c["batch"], 784)
+    if op == "digits_mlp_step":
+        return training_step(digits_mlp(), c["batch"], 64)
     raise ValueError(f"no such op {op}")
 
 
