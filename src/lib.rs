@@ -1,7 +1,7 @@
 //! mustknow: the machine-learning must-knows, taught as Rust notebooks and checked.
 //!
 //! One module per notebook section (`backprop` is `notebooks/01_backprop.ipynb`,
-//! `optimization` is `02_optimization`), plus
+//! `optimization` is `02_optimization`, `generalization` is `03_generalization`), plus
 //! small shared modules: [`data`] (datasets and mini-batches), [`train`] (the training
 //! loop), [`nn`] (convolution and pooling layers for dfdx on stable Rust), [`plot`]
 //! (figures), [`display`] (tables), [`seed`]. Notebooks start with
@@ -12,6 +12,7 @@ pub mod convnets;
 pub mod data;
 pub mod display;
 mod error;
+pub mod generalization;
 pub mod nn;
 pub mod optimization;
 pub mod plot;

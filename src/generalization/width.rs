@@ -1,0 +1,83 @@
+//! §5 of notebook `03_generalization`: overparameterization. Widening the hidden layers of
+//! an MLP far past what the training set needs makes it reach a lower training loss in the
+//! same number of steps, and here it generalizes no worse, against the classical
+//! expectation of §1 that more capacity means more overfitting (Neyshabur, Tomioka and
+//! Srebro, 2015; Neyshabur et al., 2019).
+
+use super::{fit_mnist, Fitted, MnistMlp, Schedule};
+use crate::data::ImageSet;
+use crate::Error;
+use dfdx::prelude::*;
+
+/// The hidden widths §5 compares, narrowest first; the widest has 100× the weights of
+/// the narrowest.
+pub const WIDTHS: [usize; 4] = [8, 32, 128, 512];
+
+/// One network of §5's sweep: its hidden width, its number of weights, and how it did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WidthRun {
+    pub width: usize,
+    pub parameters: usize,
+    pub fitted: Fitted,
+}
+
+/// An [`MnistMlp`] of each width in [`WIDTHS`], each trained with the same `schedule` and
+/// `seed` on `train` and measured on `train` and `test` (§5).
+pub fn width_sweep(
+    train: &ImageSet,
+    test: &ImageSet,
+    schedule: Schedule,
+    seed: u64,
+) -> Result<Vec<WidthRun>, Error> {
+    Ok(vec![
+        width_run::<8>(train, test, schedule, seed)?,
+        width_run::<32>(train, test, schedule, seed)?,
+        width_run::<128>(train, test, schedule, seed)?,
+        width_run::<512>(train, test, schedule, seed)?,
+    ])
+}
+
+fn width_run<const H: usize>(
+    train: &ImageSet,
+    test: &ImageSet,
+    schedule: Schedule,
+    seed: u64,
+) -> Result<WidthRun, Error> {
+    let mut model = Cpu::seed_from_u64(seed).build_module::<MnistMlp<H>, f32>();
+    let parameters = model.num_trainable_params();
+    let fitted = fit_mnist(&mut model, train, test, schedule, seed)?;
+    Ok(WidthRun {
+        width: H,
+        parameters,
+        fitted,
+    })
+}
+
+/// The schedule §5 trains every width with: Adam at 1e-3, batches of 50, 10 epochs.
+pub const NOTEBOOK_SCHEDULE: Schedule = Schedule {
+    lr: 1e-3,
+    batch_size: 50,
+    epochs: 10,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generalization::mnist_subsets;
+
+    #[test]
+    fn wider_trains_lower_and_tests_no_worse() {
+        let (train, test) = mnist_subsets(1000, 2000, 0).unwrap();
+        let runs = width_sweep(&train, &test, NOTEBOOK_SCHEDULE, 0).unwrap();
+        assert_eq!(runs.iter().map(|r| r.width).collect::<Vec<_>>(), WIDTHS);
+        assert_eq!(runs[0].parameters, 784 * 8 + 8 + 8 * 8 + 8 + 8 * 10 + 10);
+        for pair in runs.windows(2) {
+            let (narrow, wide) = (&pair[0].fitted, &pair[1].fitted);
+            assert!(wide.train_loss < narrow.train_loss, "{pair:?}");
+            assert!(
+                wide.test_accuracy >= narrow.test_accuracy - 0.005,
+                "{pair:?}"
+            );
+        }
+    }
+}
