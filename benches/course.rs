@@ -8,6 +8,7 @@
 
 use dfdx::optim::{Adam, AdamConfig};
 use mustknow::convnets::LeNet;
+use mustknow::generalization::{lottery::LeNet300100, MnistMlp};
 use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
 use mustknow::tour::DigitsMlp;
@@ -30,7 +31,7 @@ struct Case {
     padding: usize,
 }
 
-const CASES: [Case; 7] = [
+const CASES: [Case; 9] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -92,6 +93,28 @@ const CASES: [Case; 7] = [
         batch: 32,
         channels: 1,
         size: 8,
+        out: 10,
+        kernel: 0,
+        stride: 0,
+        padding: 0,
+    },
+    Case {
+        name: "MNIST MLP 784-256-256-10 training step (Adam)",
+        op: "mnist_mlp_step",
+        batch: 50,
+        channels: 1,
+        size: 28,
+        out: 10,
+        kernel: 0,
+        stride: 0,
+        padding: 0,
+    },
+    Case {
+        name: "LeNet-300-100 training step (Adam)",
+        op: "lenet_300_100_step",
+        batch: 60,
+        channels: 1,
+        size: 28,
         out: 10,
         kernel: 0,
         stride: 0,
@@ -193,6 +216,8 @@ fn time_case(c: &Case) -> f64 {
         }),
         "lenet_step" => time_training_step::<LeNet, 784>(&dev, c.batch),
         "digits_mlp_step" => time_training_step::<DigitsMlp, 64>(&dev, c.batch),
+        "mnist_mlp_step" => time_training_step::<MnistMlp<256>, 784>(&dev, c.batch),
+        "lenet_300_100_step" => time_training_step::<LeNet300100, 784>(&dev, c.batch),
         op => unreachable!("no such op {op}"),
     }
 }

@@ -42,6 +42,18 @@ def digits_mlp():
     return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
 
 
+def mnist_mlp(hidden):
+    """mustknow::generalization::MnistMlp<hidden> (notebook 03)."""
+    return nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, 10))
+
+
+def lenet_300_100():
+    """mustknow::generalization::lottery::LeNet300100 (notebook 03)."""
+    return nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
+                         nn.Linear(100, 10))
+
+
 def training_step(model, batch, features):
     """One Adam step of `model` on a fixed batch, timed as the crate times its own."""
     adam = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -73,6 +85,10 @@ def time_case(c):
         return training_step(lenet(), c["batch"], 784)
     if op == "digits_mlp_step":
         return training_step(digits_mlp(), c["batch"], 64)
+    if op == "mnist_mlp_step":
+        return training_step(mnist_mlp(256), c["batch"], 784)
+    if op == "lenet_300_100_step":
+        return training_step(lenet_300_100(), c["batch"], 784)
     raise ValueError(f"no such op {op}")
 
 

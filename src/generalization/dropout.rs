@@ -134,4 +134,3 @@ mod tests {
         assert!(c.dropout.test_accuracy >= c.plain.test_accuracy, "{c:?}");
     }
 }
-
