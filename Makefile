@@ -34,18 +34,11 @@ evcxr:
 		cargo install --locked evcxr_jupyter --version $(EVCXR_VERSION); \
 	fi
 
-# Registers the kernel where $(VENV)'s Jupyter looks, not in the user's global folder.
-# evcxr builds cells and their crates in Cargo's dev profile with debug assertions and
-# overflow checks on, which made training cells 2-4 times slower than the same code built
-# by `cargo test --release`; the kernel's environment turns both off (Cargo lets
-# CARGO_PROFILE_* variables override the profile evcxr writes).
-KERNEL_ENV := {"CARGO_PROFILE_DEV_DEBUG_ASSERTIONS": "false", "CARGO_PROFILE_DEV_OVERFLOW_CHECKS": "false"}
-
+# Registers the kernel where $(VENV)'s Jupyter looks, not in the user's global folder, and
+# starts it through tools/kernel.py: build folders that outlive a kernel, release speed.
 kernel: evcxr $(VENV)/.requirements-installed
 	@JUPYTER_PATH=$(KERNEL_DIR) $(EVCXR) --install > /dev/null
-	@$(PYTHON) -c 'import json, sys; path = sys.argv[1]; spec = json.load(open(path)); \
-		spec["env"] = json.loads(sys.argv[2]); json.dump(spec, open(path, "w"), indent=2)' \
-		$(KERNEL_DIR)/kernels/rust/kernel.json '$(KERNEL_ENV)'
+	@$(PYTHON) tools/kernel.py --install $(KERNEL_DIR)/kernels/rust/kernel.json
 
 # A failed venv (Debian without python3-venv) would leave a python without pip: remove it.
 $(PYTHON):

@@ -1,18 +1,17 @@
 """The latencies a learner feels in the Rust kernel, measured through the real kernel.
 
 Run by `make bench` (benches/compare.py) with the Python that has Jupyter. Starts two
-kernels one after the other, each in a fresh build folder as JupyterLab gives it, and
-times in each: the set-up cell every notebook opens with (`:dep` on the crate, with
-evcxr's compile cache on), the first cell that calls the crate, and a trivial cell. The
-first kernel fills the compile cache if it is cold, so the second one measures what a
-learner opening a notebook waits for. Prints one JSON object.
+kernels one after the other, as JupyterLab starts them (through tools/kernel.py, which
+gives each a build folder that outlives it), and times in each: the kernel's start, the
+set-up cell every notebook opens with (`:dep` on the crate), the first cell that calls the
+crate, and a trivial cell. The first kernel compiles what its build folder lacks, so the
+second one measures what a learner opening a notebook waits for. Prints one JSON object.
 """
 
 import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -46,20 +45,19 @@ def timed(client, code, timeout):
 
 
 def kernel_session():
-    """One fresh kernel, in its own build folder: the set-up, first-call and trivial cells."""
-    with tempfile.TemporaryDirectory(prefix="mustknow-bench-") as build:
-        start = time.monotonic()
-        # The kernel spec's own variables are added to this environment at launch.
-        env = dict(os.environ, EVCXR_TMPDIR=build)
-        manager, client = start_new_kernel(kernel_name="rust", cwd=str(ROOT / "notebooks"), env=env)
-        try:
-            started = time.monotonic() - start
-            setup = timed(client, SETUP, COLD_TIMEOUT_S)
-            first = timed(client, FIRST_CALL, 600)
-            trivial = [timed(client, TRIVIAL, 60) for _ in range(TRIVIAL_RUNS)]
-        finally:
-            client.stop_channels()
-            manager.shutdown_kernel(now=True)
+    """One new kernel: its start, the set-up, first-call and trivial cells."""
+    # As in JupyterLab: the launcher picks the build folder.
+    env = {k: v for k, v in os.environ.items() if k != "EVCXR_TMPDIR"}
+    start = time.monotonic()
+    manager, client = start_new_kernel(kernel_name="rust", cwd=str(ROOT / "notebooks"), env=env)
+    try:
+        started = time.monotonic() - start
+        setup = timed(client, SETUP, COLD_TIMEOUT_S)
+        first = timed(client, FIRST_CALL, 600)
+        trivial = [timed(client, TRIVIAL, 60) for _ in range(TRIVIAL_RUNS)]
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
     return {
         "start_s": started,
         "setup_s": setup,
