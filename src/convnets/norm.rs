@@ -117,11 +117,8 @@ pub fn train_norm(
             )
         }
         Norm::Batch => {
-            let mut net = dev.build_module::<NormNet<BatchNorm2D<16>>, f32>();
-            (
-                fit(&mut net, train, test, epochs, lr, seed)?,
-                TrainedNet::Batch(net),
-            )
+            let (history, net) = train_batch_norm(train, test, epochs, lr, 0.1, seed)?;
+            (history, TrainedNet::Batch(net))
         }
         Norm::Layer => {
             let mut net = dev.build_module::<NormNet<LayerNorm2D<16>>, f32>();
@@ -131,6 +128,25 @@ pub fn train_norm(
             )
         }
     })
+}
+
+/// [`train_norm`] for batch norm, with the running statistics' momentum set: after each
+/// training batch, running ← (1 − momentum)·running + momentum·batch statistic (dfdx's
+/// and PyTorch's default momentum is 0.1: the last ten or so batches count).
+pub fn train_batch_norm(
+    train: &ImageSet,
+    test: &ImageSet,
+    epochs: usize,
+    lr: f64,
+    momentum: f64,
+    seed: u64,
+) -> Result<(History, BatchNormNet), Error> {
+    let dev = Cpu::seed_from_u64(seed);
+    dev.enable_cache();
+    let mut net = dev.build_module::<NormNet<BatchNorm2D<16>>, f32>();
+    set_momentum(&mut net, momentum);
+    let history = fit(&mut net, train, test, epochs, lr, seed)?;
+    Ok((history, net))
 }
 
 fn fit<M: Classifier<196, 10>>(
