@@ -52,12 +52,12 @@ impl Norm {
     }
 }
 
-/// A trained [`NormNet`], whichever its normalisation.
+/// A trained [`NormNet`], whichever its normalisation (boxed: the nets differ in size).
 #[derive(Clone, Debug)]
 pub enum TrainedNet {
-    None(UnnormalisedNet),
-    Batch(BatchNormNet),
-    Layer(LayerNormNet),
+    None(Box<UnnormalisedNet>),
+    Batch(Box<BatchNormNet>),
+    Layer(Box<LayerNormNet>),
 }
 
 impl TrainedNet {
@@ -65,9 +65,9 @@ impl TrainedNet {
     pub fn accuracy(&self, test: &ImageSet) -> Result<f32, Error> {
         let tests = MiniBatches::<196>::from_images(&Cpu::default(), test, 500, 0)?;
         let (_, accuracy) = match self {
-            TrainedNet::None(net) => evaluate(net, &tests, Loss::CrossEntropy)?,
-            TrainedNet::Batch(net) => evaluate(net, &tests, Loss::CrossEntropy)?,
-            TrainedNet::Layer(net) => evaluate(net, &tests, Loss::CrossEntropy)?,
+            TrainedNet::None(net) => evaluate(net.as_ref(), &tests, Loss::CrossEntropy)?,
+            TrainedNet::Batch(net) => evaluate(net.as_ref(), &tests, Loss::CrossEntropy)?,
+            TrainedNet::Layer(net) => evaluate(net.as_ref(), &tests, Loss::CrossEntropy)?,
         };
         Ok(accuracy)
     }
@@ -84,7 +84,7 @@ impl TrainedNet {
         let TrainedNet::Batch(net) = self else {
             return self.accuracy(test);
         };
-        let mut net = net.clone();
+        let mut net = net.as_ref().clone();
         let tests = MiniBatches::<196>::from_images(&Cpu::default(), test, batch, 0)?;
         let mut correct = 0.0;
         for (x, labels) in tests.epoch(0) {
@@ -113,18 +113,18 @@ pub fn train_norm(
             let mut net = dev.build_module::<NormNet<Bias2D<16>>, f32>();
             (
                 fit(&mut net, train, test, epochs, lr, seed)?,
-                TrainedNet::None(net),
+                TrainedNet::None(Box::new(net)),
             )
         }
         Norm::Batch => {
             let (history, net) = train_batch_norm(train, test, epochs, lr, 0.1, seed)?;
-            (history, TrainedNet::Batch(net))
+            (history, TrainedNet::Batch(Box::new(net)))
         }
         Norm::Layer => {
             let mut net = dev.build_module::<NormNet<LayerNorm2D<16>>, f32>();
             (
                 fit(&mut net, train, test, epochs, lr, seed)?,
-                TrainedNet::Layer(net),
+                TrainedNet::Layer(Box::new(net)),
             )
         }
     })

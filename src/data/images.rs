@@ -76,7 +76,8 @@ impl ImageSet {
     /// Every image shrunk by `factor` in height and width, each new pixel the mean of a
     /// `factor × factor` block: cheaper experiments on 14×14 Fashion-MNIST (notebook 04).
     pub fn downsample(&self, factor: usize) -> Result<ImageSet, Error> {
-        if factor == 0 || self.height % factor != 0 || self.width % factor != 0 {
+        if factor == 0 || !self.height.is_multiple_of(factor) || !self.width.is_multiple_of(factor)
+        {
             return Err(Error::ShapeMismatch {
                 what: "the downsampling factor",
                 expected: format!("a divisor of both {} and {}", self.height, self.width),
