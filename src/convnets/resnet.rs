@@ -26,7 +26,7 @@ pub type ResidualBlock = (
     ReLU,
 );
 
-/// A deep, narrow network for 14×14 images: a stem convolution to 8 channels, `BODY` (a
+/// A deep, narrow network for 14×14 images: a stem convolution to 8 channels, `Body` (a
 /// stack of layers that keep the shape 8×14×14), and a linear classifier.
 pub type DeepNet<Body> = (
     Unflatten2D<1, 14, 14>,                        // 196 → 1×14×14

@@ -1,8 +1,9 @@
 //! The layers dfdx 0.13 keeps behind its `nightly` feature, rebuilt on stable Rust as
 //! dfdx ops and modules: convolution, transposed convolution, pooling, flatten and
-//! upsampling; and layer normalisation for images. Each op computes its own forward and backward and records itself on dfdx's
-//! tape, so these layers mix with dfdx's own in one model and train with dfdx's
-//! optimizers. CPU and `f32` only, which is what the course runs on.
+//! upsampling; and layer normalisation for images. Each op computes its own forward and
+//! backward and records itself on dfdx's tape, so these layers mix with dfdx's own in one
+//! model and train with dfdx's optimizers. CPU and `f32` only, which is what the course
+//! runs on.
 //!
 //! ```
 //! use mustknow::nn::builders::{Conv2D, Flatten2D, MaxPool2D};
