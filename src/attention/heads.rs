@@ -62,13 +62,25 @@ pub fn self_attention<const M: usize, const H: usize, T: Tape<f32, Cpu> + Merge<
     multi_head(mha, x, kv, mask)
 }
 
+/// The model dimension of the attention examples of §2 and §3.
+pub const EXAMPLE_DIM: usize = 32;
+
+/// A freshly initialised dfdx attention layer of 4 heads over 32 dimensions (§2).
+pub fn example_layer(seed: u64) -> Mha<EXAMPLE_DIM, 4> {
+    Cpu::seed_from_u64(seed).build_module::<builder::MultiHeadAttention<EXAMPLE_DIM, 4>, f32>()
+}
+
+/// `batch` sequences of `len` random tokens (unit normal entries), (batch, len, 32).
+pub fn random_tokens(batch: usize, len: usize, seed: u64) -> Seqs<EXAMPLE_DIM> {
+    Cpu::seed_from_u64(seed).sample_normal_like(&(batch, len, Const::<EXAMPLE_DIM>))
+}
+
 /// The largest absolute difference between [`self_attention`] and dfdx's own
 /// `MultiHeadAttention::forward` on the same random weights and inputs (§3): zero up to
 /// rounding if the step-by-step version is the same computation.
 pub fn difference_from_dfdx(batch: usize, seq: usize, seed: u64) -> Result<f32, Error> {
-    let dev = Cpu::seed_from_u64(seed);
-    let mha = dev.build_module::<builder::MultiHeadAttention<32, 4>, f32>();
-    let x: Seqs<32> = dev.sample_normal_like(&(batch, seq, Const::<32>));
+    let mha = example_layer(seed);
+    let x = random_tokens(batch, seq, seed + 1);
     let ours = self_attention(&mha, x.clone(), None)?.0.as_vec();
     let theirs = mha.try_forward(x)?.as_vec();
     Ok(max_abs_difference(&ours, &theirs))

@@ -144,9 +144,34 @@ pub fn attention_map(weights: &Heads, example: usize, head: usize) -> Result<Vec
         .collect())
 }
 
+/// The attention map of example `example` averaged over its heads (queries × keys).
+pub fn head_average(weights: &Heads, example: usize) -> Result<Vec<f64>, Error> {
+    let heads = weights.shape().1;
+    let mut mean = attention_map(weights, example, 0)?;
+    for head in 1..heads {
+        for (m, w) in mean.iter_mut().zip(attention_map(weights, example, head)?) {
+            *m += w;
+        }
+    }
+    Ok(mean.iter().map(|m| m / heads as f64).collect())
+}
+
+/// The mean weight that each query `i` of a square `n × n` map puts on key `key(i)`: how
+/// sharply a head follows a pattern (1: only there, 1/n: evenly spread).
+pub fn mean_weight_on(map: &[f64], n: usize, key: impl Fn(usize) -> usize) -> f64 {
+    (0..n).map(|i| map[i * n + key(i) % n]).sum::<f64>() / n as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weight_on_a_pattern_reads_the_map() {
+        let identity = [1.0, 0.0, 0.0, 1.0];
+        assert_eq!(mean_weight_on(&identity, 2, |i| i), 1.0);
+        assert_eq!(mean_weight_on(&identity, 2, |i| 1 - i), 0.0);
+    }
 
     #[test]
     fn masked_positions_do_not_count_in_the_loss() {

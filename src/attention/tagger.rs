@@ -217,6 +217,18 @@ pub struct PositionRun {
     pub long: Vec<Option<f32>>,
 }
 
+impl PositionRun {
+    /// The mean accuracy on the long sequences over positions `from..to`.
+    pub fn long_accuracy(&self, from: usize, to: usize) -> f32 {
+        let known: Vec<f32> = self.long[from.min(to)..to.min(self.long.len())]
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        known.iter().sum::<f32>() / known.len().max(1) as f32
+    }
+}
+
 pub const TRAIN_LEN: usize = 8;
 pub const LONG_LEN: usize = 16;
 pub const POSITION_STEPS: usize = 400;
