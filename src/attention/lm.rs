@@ -26,7 +26,7 @@ pub const LAYERS: usize = 2;
 /// The characters the model reads at once.
 pub const CONTEXT: usize = 32;
 /// Training steps and windows per batch.
-pub const STEPS: usize = 600;
+pub const STEPS: usize = 450;
 pub const BATCH: usize = 32;
 /// The share of the text, at its end, held out for validation.
 pub const VALIDATION: f64 = 0.1;

@@ -28,7 +28,7 @@ pub const FF: usize = 128;
 /// The length of the digit strings reversed.
 pub const LEN: usize = 8;
 /// Training batches and their size.
-pub const STEPS: usize = 800;
+pub const STEPS: usize = 600;
 pub const BATCH: usize = 32;
 
 /// The weights of [`Seq2Seq`]: one encoder block, one decoder block.
