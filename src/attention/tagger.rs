@@ -191,16 +191,19 @@ fn run<const H: usize, const L: usize>(
 
 /// §3: one head against four, same width (`DIM` = 32, so 1 × 32 against 4 × 8
 /// dimensions), one block, on [`Task::TwoLookups`] at length 8. Returns the two runs and
-/// the four-head model's attention weights on one held-out sequence (1, 4, 8, 8).
+/// the four-head model's attention weights on [`SHOWN`] held-out strings (SHOWN, 4, 8, 8).
 pub fn one_head_vs_four(seed: u64) -> Result<(Trained, Trained, Heads), Error> {
     let setup = (Positions::Learned, Layout::FULL);
     let schedule = (HEADS_LEN, HEADS_STEPS, 3e-3);
     let (_, one) = run::<1, 1>("1 head × 32", Task::TwoLookups, setup, schedule, seed)?;
     let (model, four) = run::<4, 1>("4 heads × 8", Task::TwoLookups, setup, schedule, seed)?;
-    let example = Task::TwoLookups.batch(1, HEADS_LEN, &mut StdRng::seed_from_u64(seed));
-    let (_, maps) = model.forward(ids(&example.inputs, 1, HEADS_LEN)?)?;
+    let shown = Task::TwoLookups.batch(SHOWN, HEADS_LEN, &mut StdRng::seed_from_u64(seed));
+    let (_, maps) = model.forward(ids(&shown.inputs, SHOWN, HEADS_LEN)?)?;
     Ok((one, four, maps[0].clone()))
 }
+
+/// How many held-out strings §3's attention maps cover.
+pub const SHOWN: usize = 64;
 
 /// §3's sequence length and training steps.
 pub const HEADS_LEN: usize = 8;
