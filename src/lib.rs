@@ -7,6 +7,7 @@
 //! (figures), [`display`] (tables), [`seed`]. Notebooks start with
 //! `use mustknow::prelude::*;`.
 
+pub mod attention;
 pub mod backprop;
 pub mod convnets;
 pub mod data;

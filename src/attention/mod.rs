@@ -1,0 +1,193 @@
+//! Notebook `05_attention`: attention and transformers, built up piece by piece after
+//! "Attention is all you need" (Vaswani et al., 2017).
+//!
+//! One module per idea: [`scaled`] (§1–§2, scaled dot-product attention and masks),
+//! [`heads`] (§3, multi-head attention, checked against dfdx's), [`positions`] (§4,
+//! sinusoidal and learned positional encodings), [`blocks`] (§5, feed-forward, residuals,
+//! layer norm), [`tasks`] (the toy sequences), [`tagger`] (an encoder that labels every
+//! position, trained in §3–§5), [`seq2seq`] (§6, encoder-decoder on string reversal) and
+//! [`lm`] (§7, a character-level language model on Jane Austen).
+//!
+//! Shapes: the model dimension `M` and the number of heads `H` are compile-time constants;
+//! the batch and the sequence length are run-time sizes, so one model reads sequences of
+//! any length (§4 tests lengths it never saw).
+
+pub mod blocks;
+pub mod heads;
+pub mod lm;
+pub mod positions;
+pub mod scaled;
+pub mod seq2seq;
+pub mod tagger;
+pub mod tasks;
+
+use crate::Error;
+use dfdx::optim::{Adam, AdamConfig, Optimizer, OptimizerUpdateError};
+use dfdx::prelude::*;
+
+/// A batch of sequences of `M`-dimensional tokens: (batch, sequence, M).
+pub type Seqs<const M: usize, T = NoneTape> = Tensor<(usize, usize, Const<M>), f32, Cpu, T>;
+/// Per-head tensors: (batch, heads, sequence, head dimension), or attention weights
+/// (batch, heads, queries, keys).
+pub type Heads<T = NoneTape> = Tensor<(usize, usize, usize, usize), f32, Cpu, T>;
+/// An additive attention mask (batch, queries, keys): 0 where a query may look,
+/// [`scaled::MASKED`] where it may not.
+pub type Mask = Tensor<(usize, usize, usize), f32, Cpu>;
+/// Token ids (batch, sequence).
+pub type Ids<T = NoneTape> = Tensor<(usize, usize), usize, Cpu, T>;
+/// Scores over a vocabulary of `V` tokens at every position: (batch, sequence, V).
+pub type Logits<const V: usize, T = NoneTape> = Tensor<(usize, usize, Const<V>), f32, Cpu, T>;
+
+/// The mean cross-entropy of `logits` (batch, seq, V) over the positions that have a
+/// target; `targets` holds one entry per position, `None` where nothing is predicted.
+pub fn masked_cross_entropy<const V: usize, T: Tape<f32, Cpu> + Merge<T>>(
+    logits: Logits<V, T>,
+    targets: &[Option<usize>],
+) -> Result<Tensor<Rank0, f32, Cpu, T>, Error> {
+    let (b, s, _) = *logits.shape();
+    if targets.len() != b * s || targets.iter().flatten().any(|&t| t >= V) {
+        return Err(Error::ShapeMismatch {
+            what: "the targets",
+            expected: format!("{} entries, each below {V}", b * s),
+            got: format!("{} entries", targets.len()),
+        });
+    }
+    let counted = targets.iter().flatten().count().max(1) as f32;
+    let mut one_hot = vec![0.0f32; b * s * V];
+    for (i, t) in targets.iter().enumerate() {
+        if let Some(t) = t {
+            one_hot[i * V + t] = 1.0;
+        }
+    }
+    let one_hot = logits.device().tensor_from_vec(one_hot, (b, s, Const::<V>));
+    let log_p = logits.try_log_softmax::<Axis<2>>()?;
+    Ok(log_p.try_mul(one_hot)?.try_sum()?.try_mul(-1.0 / counted)?)
+}
+
+/// Token ids as a tensor (batch, seq).
+pub fn ids(tokens: &[usize], batch: usize, len: usize) -> Result<Ids, Error> {
+    if tokens.len() != batch * len {
+        return Err(Error::ShapeMismatch {
+            what: "the token ids",
+            expected: format!("batch × length = {}", batch * len),
+            got: tokens.len().to_string(),
+        });
+    }
+    Ok(Cpu::default().tensor_from_vec(tokens.to_vec(), (batch, len)))
+}
+
+/// Adam with the learning rate `lr` for `model`.
+pub fn adam<M: TensorCollection<f32, Cpu>>(model: &M, lr: f64) -> Adam<M, f32, Cpu> {
+    Adam::new(
+        model,
+        AdamConfig {
+            lr,
+            ..Default::default()
+        },
+    )
+}
+
+/// One Adam update of `model` from `grads`. Weights that took no part in the loss (a
+/// learned position table in a run without positions) keep their values.
+pub fn update<M: TensorCollection<f32, Cpu>>(
+    optimizer: &mut Adam<M, f32, Cpu>,
+    model: &mut M,
+    grads: &Gradients<f32, Cpu>,
+) -> Result<(), Error> {
+    match optimizer.update(model, grads) {
+        Ok(()) | Err(OptimizerUpdateError::UnusedParams(_)) => Ok(()),
+        Err(e) => Err(Error::Optimizer(format!("{e:?}"))),
+    }
+}
+
+/// The learning rate of step `step` of `steps`: a linear warm-up over the first 10%,
+/// then a cosine down to 10% of `peak` (the paper warms up too; §5.3).
+pub fn warmup_cosine(peak: f64, step: usize, steps: usize) -> f64 {
+    let warm = (steps / 10).max(1);
+    if step < warm {
+        return peak * (step + 1) as f64 / warm as f64;
+    }
+    let t = (step - warm) as f64 / (steps - warm).max(1) as f64;
+    peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+}
+
+/// Errors when a loss is not a finite number.
+pub fn check_finite(what: &'static str, loss: f32, step: usize) -> Result<(), Error> {
+    if loss.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::NotFinite {
+            quantity: what,
+            value: loss,
+            epoch: 0,
+            step,
+        })
+    }
+}
+
+/// The attention map of example `example`, head `head`: a (queries × keys) matrix,
+/// row-major, ready for [`crate::plot::heatmap`].
+pub fn attention_map(weights: &Heads, example: usize, head: usize) -> Result<Vec<f64>, Error> {
+    let (b, h, s1, s2) = *weights.shape();
+    if example >= b || head >= h {
+        return Err(Error::InvalidArgument {
+            what: "the example and head of an attention map",
+            expected: "below the batch size and the number of heads",
+            got: format!("example {example} of {b}, head {head} of {h}"),
+        });
+    }
+    let all = weights.as_vec();
+    let start = (example * h + head) * s1 * s2;
+    Ok(all[start..start + s1 * s2]
+        .iter()
+        .map(|&w| w as f64)
+        .collect())
+}
+
+/// The attention map of example `example` averaged over its heads (queries × keys).
+pub fn head_average(weights: &Heads, example: usize) -> Result<Vec<f64>, Error> {
+    let heads = weights.shape().1;
+    let mut mean = attention_map(weights, example, 0)?;
+    for head in 1..heads {
+        for (m, w) in mean.iter_mut().zip(attention_map(weights, example, head)?) {
+            *m += w;
+        }
+    }
+    Ok(mean.iter().map(|m| m / heads as f64).collect())
+}
+
+/// The mean weight that each query `i` of a square `n × n` map puts on key `key(i)`: how
+/// sharply a head follows a pattern (1: only there, 1/n: evenly spread).
+pub fn mean_weight_on(map: &[f64], n: usize, key: impl Fn(usize) -> usize) -> f64 {
+    (0..n).map(|i| map[i * n + key(i) % n]).sum::<f64>() / n as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_on_a_pattern_reads_the_map() {
+        let identity = [1.0, 0.0, 0.0, 1.0];
+        assert_eq!(mean_weight_on(&identity, 2, |i| i), 1.0);
+        assert_eq!(mean_weight_on(&identity, 2, |i| 1 - i), 0.0);
+    }
+
+    #[test]
+    fn masked_positions_do_not_count_in_the_loss() {
+        let dev = Cpu::default();
+        let logits: Tensor<(usize, usize, Const<3>), f32, Cpu> =
+            dev.tensor_from_vec(vec![0.0, 0.0, 0.0, 5.0, 0.0, 0.0], (1, 2, Const::<3>));
+        let both = masked_cross_entropy(logits.clone(), &[Some(0), Some(0)]).unwrap();
+        let first = masked_cross_entropy(logits, &[Some(0), None]).unwrap();
+        assert!((first.array() - 3f32.ln()).abs() < 1e-5);
+        assert!(both.array() < first.array());
+    }
+
+    #[test]
+    fn the_schedule_warms_up_then_decays() {
+        assert!(warmup_cosine(1.0, 0, 100) < 0.2);
+        assert!((warmup_cosine(1.0, 10, 100) - 1.0).abs() < 1e-9);
+        assert!((warmup_cosine(1.0, 100, 100) - 0.1).abs() < 1e-3);
+    }
+}
