@@ -1,7 +1,8 @@
 //! mustknow: the machine-learning must-knows, taught as Rust notebooks and checked.
 //!
-//! One module per notebook section (`backprop` is `notebooks/01_backprop.ipynb`,
-//! `optimization` is `02_optimization`, `generalization` is `03_generalization`), plus
+//! One module per notebook section (`tour` is `notebooks/00_tour.ipynb`, `backprop` is
+//! `01_backprop`, `optimization` is `02_optimization`, `generalization` is
+//! `03_generalization`, `convnets` is `04_convnets`, `attention` is `05_attention`), plus
 //! small shared modules: [`data`] (datasets and mini-batches), [`train`] (the training
 //! loop), [`nn`] (convolution and pooling layers for dfdx on stable Rust), [`plot`]
 //! (figures), [`display`] (tables), [`seed`]. Notebooks start with
