@@ -7,7 +7,8 @@
 //! `benches/compare.py` (`make bench`) can put both side by side.
 
 use dfdx::optim::{Adam, AdamConfig};
-use mustknow::convnets::LeNet;
+use mustknow::attention::{self, lm, lm::CharLm};
+use mustknow::convnets::{LeNet, MiniAlexNet};
 use mustknow::generalization::{lottery::LeNet300100, MnistMlp};
 use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
@@ -31,7 +32,7 @@ struct Case {
     padding: usize,
 }
 
-const CASES: [Case; 9] = [
+const CASES: [Case; 11] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -131,6 +132,28 @@ const CASES: [Case; 9] = [
         stride: 0,
         padding: 0,
     },
+    Case {
+        name: "mini AlexNet training step (Adam)",
+        op: "alexnet_step",
+        batch: 64,
+        channels: 1,
+        size: 28,
+        out: 10,
+        kernel: 0,
+        stride: 0,
+        padding: 0,
+    },
+    Case {
+        name: "character transformer LM training step (Adam)",
+        op: "char_lm_step",
+        batch: lm::BATCH,
+        channels: 1,
+        size: lm::CONTEXT,
+        out: lm::CHARS,
+        kernel: 0,
+        stride: 0,
+        padding: 0,
+    },
 ];
 
 fn main() {
@@ -215,6 +238,8 @@ fn time_case(c: &Case) -> f64 {
             let _ = y.sum().backward();
         }),
         "lenet_step" => time_training_step::<LeNet, 784>(&dev, c.batch),
+        "alexnet_step" => time_training_step::<MiniAlexNet<ReLU>, 784>(&dev, c.batch),
+        "char_lm_step" => time_char_lm_step(),
         "digits_mlp_step" => time_training_step::<DigitsMlp, 64>(&dev, c.batch),
         "mnist_mlp_step" => time_training_step::<MnistMlp<256>, 784>(&dev, c.batch),
         "lenet_300_100_step" => time_training_step::<LeNet300100, 784>(&dev, c.batch),
@@ -241,6 +266,30 @@ where
         let mut grads = loss.backward();
         adam.update(&mut model, &grads).unwrap();
         model.zero_grads(&mut grads);
+        kept = Some(grads);
+    })
+}
+
+/// One Adam step of notebook 05's character language model on a fixed batch of windows.
+fn time_char_lm_step() -> f64 {
+    let mut model = CharLm::new(0);
+    let mut adam = attention::adam(&model.net, 3e-3);
+    let tokens: Vec<usize> = (0..lm::BATCH * (lm::CONTEXT + 1))
+        .map(|i| i * 7 % lm::CHARS)
+        .collect();
+    let (inputs, targets): (Vec<usize>, Vec<Option<usize>>) = tokens
+        .chunks(lm::CONTEXT + 1)
+        .flat_map(|w| w.windows(2).map(|p| (p[0], Some(p[1]))))
+        .unzip();
+    let mut kept = Some(model.net.alloc_grads());
+    median_ms(|| {
+        let grads = kept.take().expect("returned by the previous step");
+        let x = attention::ids(&inputs, lm::BATCH, lm::CONTEXT).unwrap();
+        let logits = model.forward(x.traced(grads)).unwrap();
+        let loss = attention::masked_cross_entropy(logits, &targets).unwrap();
+        let mut grads = loss.backward();
+        attention::update(&mut adam, &mut model.net, &grads).unwrap();
+        model.net.zero_grads(&mut grads);
         kept = Some(grads);
     })
 }

@@ -54,6 +54,53 @@ def lenet_300_100():
                          nn.Linear(100, 10))
 
 
+def mini_alexnet():
+    """mustknow::convnets::MiniAlexNet<ReLU> (notebook 04)."""
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)),
+        nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(1568, 128), nn.ReLU(), nn.Dropout(0.5), nn.Linear(128, 10),
+    )
+
+
+class CharLm(nn.Module):
+    """mustknow::attention::lm::CharLm (notebook 05): token and learned position
+    embeddings, pre-norm blocks with causal self-attention, a final norm and a linear head."""
+
+    def __init__(self, chars, context, dim=64, heads=4, ff=128, layers=2):
+        super().__init__()
+        self.tokens = nn.Embedding(chars, dim)
+        self.positions = nn.Embedding(context, dim)
+        block = nn.TransformerEncoderLayer(dim, heads, ff, dropout=0.0, batch_first=True,
+                                           norm_first=True)
+        self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, chars)
+
+    def forward(self, x):
+        n = x.shape[1]
+        h = self.tokens(x) + self.positions(torch.arange(n))
+        mask = nn.Transformer.generate_square_subsequent_mask(n)
+        return self.head(self.norm(self.blocks(h, mask=mask, is_causal=True)))
+
+
+def char_lm_step(batch, context, chars):
+    model = CharLm(chars, context)
+    adam = torch.optim.Adam(model.parameters(), lr=3e-3)
+    windows = (torch.arange(batch * (context + 1)) * 7 % chars).reshape(batch, context + 1)
+    inputs, targets = windows[:, :-1], windows[:, 1:]
+
+    def step():
+        loss = F.cross_entropy(model(inputs).reshape(-1, chars), targets.reshape(-1))
+        adam.zero_grad()
+        loss.backward()
+        adam.step()
+
+    return median_ms(step)
+
+
 def training_step(model, batch, features):
     """One Adam step of `model` on a fixed batch, timed as the crate times its own."""
     adam = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -85,6 +132,10 @@ def time_case(c):
         return training_step(lenet(), c["batch"], 784)
     if op == "digits_mlp_step":
         return training_step(digits_mlp(), c["batch"], 64)
+    if op == "alexnet_step":
+        return training_step(mini_alexnet(), c["batch"], 784)
+    if op == "char_lm_step":
+        return char_lm_step(c["batch"], c["size"], c["out"])
     if op == "mnist_mlp_step":
         return training_step(mnist_mlp(256), c["batch"], 784)
     if op == "lenet_300_100_step":
