@@ -77,8 +77,9 @@ def kernel_table():
         sys.exit(f"{JUPYTER_PYTHON} is missing: run `make setup` first (it installs Jupyter and the kernel)")
     k = json.loads(run([JUPYTER_PYTHON, "benches/kernel.py"]))
     first, warm = k["first_kernel"], k["warm_kernel"]
-    print("\nThe Rust kernel, each in a fresh build folder as JupyterLab starts it (seconds):\n")
-    print("| wait | first kernel | next kernel (cache warm) | goal |")
+    print("\nThe Rust kernel: two kernels one after the other, started as JupyterLab starts them"
+          " (seconds):\n")
+    print("| wait | first kernel | next kernel | goal |")
     print("| --- | ---: | ---: | --- |")
     rows = [
         ("kernel start", "start_s", None),

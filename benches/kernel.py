@@ -49,7 +49,10 @@ def kernel_session():
     # As in JupyterLab: the launcher picks the build folder.
     env = {k: v for k, v in os.environ.items() if k != "EVCXR_TMPDIR"}
     start = time.monotonic()
-    manager, client = start_new_kernel(kernel_name="rust", cwd=str(ROOT / "notebooks"), env=env)
+    # The kernel's own prints go to stderr: stdout carries the one JSON object.
+    manager, client = start_new_kernel(
+        kernel_name="rust", cwd=str(ROOT / "notebooks"), env=env, stdout=sys.stderr
+    )
     try:
         started = time.monotonic() - start
         setup = timed(client, SETUP, COLD_TIMEOUT_S)
