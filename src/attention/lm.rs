@@ -117,6 +117,8 @@ fn windows(tokens: &[usize], batch: usize, rng: &mut StdRng) -> (Vec<usize>, Vec
 impl CharLm {
     pub fn new(seed: u64) -> Self {
         let dev = Cpu::seed_from_u64(seed);
+        // Training reuses freed buffers instead of asking the system for fresh pages.
+        dev.enable_cache();
         CharLm {
             net: CharLmNet {
                 tokens: dev.build_module::<builder::Embedding<CHARS, DIM>, f32>(),

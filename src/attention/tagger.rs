@@ -71,6 +71,8 @@ impl<const H: usize, const L: usize> Tagger<H, L> {
     /// A freshly initialised tagger: equal seeds give equal weights.
     pub fn new(positions: Positions, layout: Layout, seed: u64) -> Self {
         let dev = Cpu::seed_from_u64(seed);
+        // Training reuses freed buffers instead of asking the system for fresh pages.
+        dev.enable_cache();
         Tagger {
             net: TaggerNet {
                 tokens: dev.build_module::<builder::Embedding<VOCAB, DIM>, f32>(),
