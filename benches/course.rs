@@ -32,6 +32,27 @@ struct Case {
     padding: usize,
 }
 
+/// A training step's case: `batch` one-channel images of `size × size` pixels, `out` classes.
+const fn training_step(
+    name: &'static str,
+    op: &'static str,
+    batch: usize,
+    size: usize,
+    out: usize,
+) -> Case {
+    Case {
+        name,
+        op,
+        batch,
+        channels: 1,
+        size,
+        out,
+        kernel: 0,
+        stride: 0,
+        padding: 0,
+    }
+}
+
 const CASES: [Case; 11] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
@@ -88,72 +109,42 @@ const CASES: [Case; 11] = [
         stride: 2,
         padding: 0,
     },
-    Case {
-        name: "digits MLP training step (Adam)",
-        op: "digits_mlp_step",
-        batch: 32,
-        channels: 1,
-        size: 8,
-        out: 10,
-        kernel: 0,
-        stride: 0,
-        padding: 0,
-    },
-    Case {
-        name: "MNIST MLP 784-256-256-10 training step (Adam)",
-        op: "mnist_mlp_step",
-        batch: 50,
-        channels: 1,
-        size: 28,
-        out: 10,
-        kernel: 0,
-        stride: 0,
-        padding: 0,
-    },
-    Case {
-        name: "LeNet-300-100 training step (Adam)",
-        op: "lenet_300_100_step",
-        batch: 60,
-        channels: 1,
-        size: 28,
-        out: 10,
-        kernel: 0,
-        stride: 0,
-        padding: 0,
-    },
-    Case {
-        name: "LeNet training step (Adam)",
-        op: "lenet_step",
-        batch: 64,
-        channels: 1,
-        size: 28,
-        out: 10,
-        kernel: 0,
-        stride: 0,
-        padding: 0,
-    },
-    Case {
-        name: "mini AlexNet training step (Adam)",
-        op: "alexnet_step",
-        batch: 64,
-        channels: 1,
-        size: 28,
-        out: 10,
-        kernel: 0,
-        stride: 0,
-        padding: 0,
-    },
-    Case {
-        name: "character transformer LM training step (Adam)",
-        op: "char_lm_step",
-        batch: lm::BATCH,
-        channels: 1,
-        size: lm::CONTEXT,
-        out: lm::CHARS,
-        kernel: 0,
-        stride: 0,
-        padding: 0,
-    },
+    training_step(
+        "digits MLP training step (Adam)",
+        "digits_mlp_step",
+        32,
+        8,
+        10,
+    ),
+    training_step(
+        "MNIST MLP 784-256-256-10 training step (Adam)",
+        "mnist_mlp_step",
+        50,
+        28,
+        10,
+    ),
+    training_step(
+        "LeNet-300-100 training step (Adam)",
+        "lenet_300_100_step",
+        60,
+        28,
+        10,
+    ),
+    training_step("LeNet training step (Adam)", "lenet_step", 64, 28, 10),
+    training_step(
+        "mini AlexNet training step (Adam)",
+        "alexnet_step",
+        64,
+        28,
+        10,
+    ),
+    training_step(
+        "character transformer LM training step (Adam)",
+        "char_lm_step",
+        lm::BATCH,
+        lm::CONTEXT,
+        lm::CHARS,
+    ),
 ];
 
 fn main() {
