@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench course` prints a table; `-- --json` prints the results as JSON and
 //! `-- --cases` the cases alone, which `benches/torch_course.py` runs in PyTorch so that
-//! `benches/compare.py` (`make bench`) can put both side by side.
+//! `benches/compare.py` (`make bench`) can put both side by side. Ops named after `--`
+//! (`-- lenet_step char_lm_step`) run those cases alone.
 
 use dfdx::optim::{Adam, AdamConfig};
 use mustknow::attention::{self, lm, lm::CharLm};
@@ -157,8 +158,14 @@ fn main() {
         );
         return;
     }
+    // Any other arguments pick cases by op (`cargo bench --bench course -- lenet_step`).
+    let picked: Vec<&String> = args[1..].iter().filter(|a| !a.starts_with("--")).collect();
     let threads = rayon::current_num_threads();
-    let results: Vec<_> = CASES.iter().map(|case| (case, time_case(case))).collect();
+    let results: Vec<_> = CASES
+        .iter()
+        .filter(|case| picked.is_empty() || picked.iter().any(|op| *op == case.op))
+        .map(|case| (case, time_case(case)))
+        .collect();
     if flag("--json") {
         let rows: Vec<_> = results
             .iter()
