@@ -9,7 +9,9 @@
 //! evaluation.
 
 use crate::data::{ImageSet, MiniBatches};
-use crate::nn::builders::{Conv2D, Flatten2D, LayerNorm2D, MaxPool2D, Unflatten2D};
+use crate::nn::builders::{
+    BatchNorm2D, Bias2D, Conv2D, Flatten2D, LayerNorm2D, MaxPool2D, Unflatten2D,
+};
 use crate::train::{accuracy, evaluate, fit_classifier, Classifier, History, Loss, TrainConfig};
 use crate::Error;
 use dfdx::optim::{Momentum, Sgd, SgdConfig};

@@ -3,7 +3,7 @@
 //! degradation problem. Adding each block's input to its output (`x + F(x)`) removes it.
 
 use crate::data::{ImageSet, MiniBatches};
-use crate::nn::builders::{Conv2D, Flatten2D, Unflatten2D};
+use crate::nn::builders::{BatchNorm2D, Conv2D, Flatten2D, Unflatten2D};
 use crate::train::{fit_classifier, Classifier, History, TrainConfig};
 use crate::Error;
 use dfdx::optim::{Momentum, Sgd, SgdConfig};
@@ -105,7 +105,7 @@ pub fn train_stack(
 /// (Goyal et al., 2017), so a deep residual net begins as its stem and head and grows
 /// into its depth. Without it, at our few hundred steps, the deep residual net is still
 /// catching up with the shallow one.
-fn zero_last_scale(dev: &Cpu, bn: &mut dfdx::nn::modules::BatchNorm2D<8, f32, Cpu>) {
+fn zero_last_scale(dev: &Cpu, bn: &mut crate::nn::BatchNorm2D<8, f32, Cpu>) {
     bn.scale = dev.zeros();
 }
 

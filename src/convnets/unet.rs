@@ -6,9 +6,8 @@
 
 use crate::nn;
 use crate::nn::builders::{Conv2D, ConvTranspose2D, MaxPool2D};
+use crate::nn::Bias2D;
 use crate::Error;
-use dfdx::nn::builders;
-use dfdx::nn::modules::Bias2D;
 use dfdx::optim::{Adam, AdamConfig};
 use dfdx::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -240,26 +239,32 @@ impl UNet {
     /// A freshly initialised U-Net (weights drawn from `dev`'s seed).
     pub fn new(dev: &Cpu) -> UNet {
         UNet {
-            enc1: dev.build_module::<(Conv2D<1, 8, 3, 1, 1>, builders::Bias2D<8>, ReLU), f32>(),
+            enc1: dev.build_module::<(Conv2D<1, 8, 3, 1, 1>, nn::builders::Bias2D<8>, ReLU), f32>(),
             enc2: dev.build_module::<(
                 MaxPool2D<2>,
                 Conv2D<8, 16, 3, 1, 1>,
-                builders::Bias2D<16>,
+                nn::builders::Bias2D<16>,
                 ReLU,
             ), f32>(),
             bottom: dev.build_module::<(
                 MaxPool2D<2>,
                 Conv2D<16, 32, 3, 1, 1>,
-                builders::Bias2D<32>,
+                nn::builders::Bias2D<32>,
                 ReLU,
             ), f32>(),
-            up2: dev
-                .build_module::<(ConvTranspose2D<32, 16, 2, 2>, builders::Bias2D<16>, ReLU), f32>(),
-            dec2: dev.build_module::<(Conv2D<32, 16, 3, 1, 1>, builders::Bias2D<16>, ReLU), f32>(),
+            up2: dev.build_module::<(
+                ConvTranspose2D<32, 16, 2, 2>,
+                nn::builders::Bias2D<16>,
+                ReLU,
+            ), f32>(),
+            dec2: dev
+                .build_module::<(Conv2D<32, 16, 3, 1, 1>, nn::builders::Bias2D<16>, ReLU), f32>(),
             up1: dev
-                .build_module::<(ConvTranspose2D<16, 8, 2, 2>, builders::Bias2D<8>, ReLU), f32>(),
-            dec1: dev.build_module::<(Conv2D<16, 8, 3, 1, 1>, builders::Bias2D<8>, ReLU), f32>(),
-            head: dev.build_module::<(Conv2D<8, 1, 1>, builders::Bias2D<1>), f32>(),
+                .build_module::<(ConvTranspose2D<16, 8, 2, 2>, nn::builders::Bias2D<8>, ReLU), f32>(
+                ),
+            dec1: dev
+                .build_module::<(Conv2D<16, 8, 3, 1, 1>, nn::builders::Bias2D<8>, ReLU), f32>(),
+            head: dev.build_module::<(Conv2D<8, 1, 1>, nn::builders::Bias2D<1>), f32>(),
         }
     }
 

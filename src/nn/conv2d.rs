@@ -5,7 +5,7 @@
 
 use super::im2col::{Plane, Window};
 use super::matmul::{matmul, Mat};
-use super::tape::record_binary;
+use super::tape::{output_buffer, record};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
@@ -111,10 +111,9 @@ impl Conv {
         }
     }
 
-    /// The output: `batch × groups·out_per_group × positions`.
-    pub fn forward(&self, x: &[f32], w: &[f32]) -> Vec<f32> {
+    /// Adds the output, `batch × groups·out_per_group × positions`, to `out`.
+    pub fn forward(&self, x: &[f32], w: &[f32], out: &mut [f32]) {
         let (positions, threads) = (self.plane.positions(), self.threads_per_product());
-        let mut out = vec![0.0; self.batch * self.out_len()];
         out.par_chunks_mut(self.out_len())
             .zip(x.par_chunks(self.in_len()))
             .for_each(|(out, x)| {
@@ -122,11 +121,10 @@ impl Conv {
                     let groups = out.chunks_exact_mut(self.out_per_group * positions);
                     for (g, out) in groups.enumerate() {
                         let patches = self.patches(x, g, cols);
-                        matmul(out, self.kernels(w, g), patches, false, threads);
+                        matmul(out, self.kernels(w, g), patches, true, threads);
                     }
                 })
             });
-        out
     }
 
     /// Group `g`'s patches of image `x` (im2col into `cols`): `patch_len × positions`.
@@ -257,12 +255,20 @@ where
     let (x, tape) = x.try_contiguous()?.split_tape();
     let (w, w_tape) = w.try_contiguous()?.split_tape();
     let (x_values, w_values) = (values(&x), values(&w));
-    let out = conv.forward(&x_values, &w_values);
+    let mut out = output_buffer(x.device(), batch * conv.out_len())?;
+    conv.forward(&x_values, &w_values, &mut out);
     let shape = (x.shape().0, w.shape().0, plane.out_h, plane.out_w);
-    let out = record_binary(&x, &w, tape.merge(w_tape), out, shape, move |g, gx, gw| {
-        conv.weight_grad(&x_values, g, gw);
-        conv.input_grad(&w_values, g, gx);
-    })?;
+    let out = record(
+        &x,
+        [&w],
+        tape.merge(w_tape),
+        out,
+        shape,
+        move |g, gx, [gw]| {
+            conv.weight_grad(&x_values, g, gw);
+            conv.input_grad(&w_values, g, gx);
+        },
+    )?;
     Ok(out)
 }
 

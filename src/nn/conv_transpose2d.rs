@@ -6,7 +6,7 @@
 
 use super::conv2d::{layer_result, shape_error, values, Conv, ConvSpec};
 use super::im2col::Plane;
-use super::tape::record_binary;
+use super::tape::{output_buffer, record};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
@@ -70,14 +70,20 @@ where
     let (x, tape) = x.try_contiguous()?.split_tape();
     let (w, w_tape) = w.try_contiguous()?.split_tape();
     let (x_values, w_values) = (values(&x), values(&w));
-    let mut out = vec![0.0; batch * spec.groups * plane.image_len()];
+    let mut out = output_buffer(x.device(), batch * spec.groups * plane.image_len())?;
     conv.input_grad(&w_values, &x_values, &mut out);
     let shape = (x.shape().0, spec.groups * per_group, out_h, out_w);
-    let out = record_binary(&x, &w, tape.merge(w_tape), out, shape, move |g, gx, gw| {
-        let grad_x = conv.forward(g, &w_values);
-        gx.iter_mut().zip(grad_x).for_each(|(a, b)| *a += b);
-        conv.weight_grad(g, &x_values, gw);
-    })?;
+    let out = record(
+        &x,
+        [&w],
+        tape.merge(w_tape),
+        out,
+        shape,
+        move |g, gx, [gw]| {
+            conv.forward(g, &w_values, gx);
+            conv.weight_grad(g, &x_values, gw);
+        },
+    )?;
     Ok(out)
 }
 

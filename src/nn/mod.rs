@@ -1,6 +1,7 @@
 //! The layers dfdx 0.13 keeps behind its `nightly` feature, rebuilt on stable Rust as
 //! dfdx ops and modules: convolution, transposed convolution, pooling, flatten and
-//! upsampling; and layer normalisation for images. Each op computes its own forward and
+//! upsampling; layer normalisation for images; and batch normalisation and the per-channel
+//! bias as fused ops, several times faster than dfdx's generic ones. Each op computes its own forward and
 //! backward and records itself on dfdx's tape, so these layers mix with dfdx's own in one
 //! model and train with dfdx's optimizers. CPU and `f32` only, which is what the course
 //! runs on.
@@ -20,6 +21,9 @@
 //! assert_eq!(logits.shape().concrete(), [32, 10]);
 //! ```
 
+mod batch_norm2d;
+mod bias2d;
+mod channels;
 #[cfg(test)]
 mod check;
 mod conv2d;
@@ -32,6 +36,8 @@ mod reshape;
 mod tape;
 mod upsample;
 
+pub use batch_norm2d::BatchNorm2D;
+pub use bias2d::Bias2D;
 pub use conv2d::{conv2d, Conv2D, ConvSpec};
 pub use conv_transpose2d::{conv_transpose2d, ConvTranspose2D};
 pub use layer_norm2d::LayerNorm2D;
@@ -46,6 +52,8 @@ pub type Images<B, C, T> = dfdx::tensor::Tensor<(B, C, usize, usize), f32, dfdx:
 /// Device- and dtype-free descriptions of the layers, to use in model types as dfdx's
 /// `builders` are: `dev.build_module::<(Conv2D<1, 8, 3>, ReLU), f32>()`.
 pub mod builders {
+    pub use super::batch_norm2d::builder::BatchNorm2D;
+    pub use super::bias2d::builder::Bias2D;
     pub use super::conv2d::builder::Conv2D;
     pub use super::conv_transpose2d::builder::ConvTranspose2D;
     pub use super::layer_norm2d::builder::LayerNorm2D;

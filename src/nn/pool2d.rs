@@ -4,7 +4,7 @@
 
 use super::conv2d::{layer_result, too_small, values, ConvSpec};
 use super::im2col::Plane;
-use super::tape::record_unary;
+use super::tape::{output_buffer, record};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
@@ -47,21 +47,24 @@ pub fn pool2d<B: Dim, C: Dim, H: Dim, W: Dim, T: Tape<f32, Cpu>>(
     let plane =
         Plane::new(1, height, width, window).ok_or_else(|| too_small(height, width, &window))?;
     let (x, tape) = x.try_contiguous()?.split_tape();
-    let (out, taken) = pool_forward(&values(&x), &plane, kind, batch * channels);
+    let mut out = output_buffer(x.device(), batch * channels * plane.positions())?;
+    let taken = pool_forward(&values(&x), &plane, kind, &mut out);
     let shape = (x.shape().0, x.shape().1, plane.out_h, plane.out_w);
-    let out = record_unary(&x, tape, out, shape, move |g, gx| {
+    let none: [&Tensor<(), f32, Cpu>; 0] = [];
+    let out = record(&x, none, tape, out, shape, move |g, gx, []| {
         pool_backward(g, gx, &plane, kind, &taken)
     })?;
     Ok(out)
 }
 
-/// Every channel's pooled values and, for max pooling, the index in `x` of each maximum.
-fn pool_forward(x: &[f32], plane: &Plane, kind: Pool, planes: usize) -> (Vec<f32>, Vec<usize>) {
+/// Writes every channel's pooled values to `out` and returns, for max pooling, the index
+/// in `x` of each maximum.
+fn pool_forward(x: &[f32], plane: &Plane, kind: Pool, out: &mut [f32]) -> Vec<usize> {
     let (positions, image) = (plane.positions(), plane.image_len());
     let channels = x.par_chunks(image).enumerate();
     match kind {
         Pool::Max => {
-            let (mut out, mut taken) = (vec![0.0; planes * positions], vec![0; planes * positions]);
+            let mut taken = vec![0; out.len()];
             out.par_chunks_mut(positions)
                 .zip(taken.par_chunks_mut(positions))
                 .zip(channels)
@@ -81,11 +84,10 @@ fn pool_forward(x: &[f32], plane: &Plane, kind: Pool, planes: usize) -> (Vec<f32
                         (out[position], taken[position]) = (max, p * image + best);
                     })
                 });
-            (out, taken)
+            taken
         }
         Pool::Avg => {
             let area = (plane.window.kernel * plane.window.kernel) as f32;
-            let mut out = vec![0.0; planes * positions];
             out.par_chunks_mut(positions)
                 .zip(channels)
                 .for_each(|(out, (_, x))| {
@@ -96,7 +98,7 @@ fn pool_forward(x: &[f32], plane: &Plane, kind: Pool, planes: usize) -> (Vec<f32
                         out[position] = sum / area;
                     })
                 });
-            (out, Vec::new())
+            Vec::new()
         }
     }
 }

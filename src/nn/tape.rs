@@ -5,49 +5,50 @@
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 
-/// The output of a one-input op, on the input's tape. `backward(grad_out, grad_x)` adds
-/// the op's contribution to `grad_x`.
-pub(crate) fn record_unary<S: Shape, So: Shape, T: Tape<f32, Cpu>>(
+/// A zeroed buffer of `len` floats for an op's output, from dfdx's tensor cache when it is
+/// on. Every output ends up in a dfdx tensor, which gives its buffer to the cache when
+/// dropped; an op that took fresh memory instead would grow the cache at every training
+/// step (9 MB a step for LeNet) and pay the system's page faults for it. Only the empty
+/// shell of the cached vector goes back, as a zero-length entry.
+pub(crate) fn output_buffer(dev: &Cpu, len: usize) -> Result<Vec<f32>, CpuError> {
+    let mut cached = dev.try_alloc_len(len)?;
+    Ok(std::mem::take(&mut *cached))
+}
+
+/// The output of an op on an input `x` and `N` parameters of one shape (a convolution's
+/// weight; batch norm's scale and shift), on the tape `tape` (the inputs' tapes, merged).
+/// `backward(grad_out, grad_x, grad_params)` adds the op's contributions to the gradients.
+pub(crate) fn record<S: Shape, P: Shape, So: Shape, T: Tape<f32, Cpu>, const N: usize>(
     x: &Tensor<S, f32, Cpu>,
+    params: [&Tensor<P, f32, Cpu>; N],
     mut tape: T,
     out: Vec<f32>,
     shape: So,
-    backward: impl FnOnce(&[f32], &mut [f32]) + 'static,
+    backward: impl FnOnce(&[f32], &mut [f32], [&mut [f32]; N]) + 'static,
 ) -> Result<Tensor<So, f32, Cpu, T>, CpuError> {
     let out = x.device().try_tensor_from_vec(out, shape)?;
     let (x, y, dev) = (x.ghost(), out.ghost(), x.device().clone());
+    let params = params.map(|p| p.ghost());
     tape.add_backward_op(move |grads| {
-        grads.try_alloc_for(&x)?;
-        let grad_out = std::mem::replace(grads.get_or_alloc_mut(&y)?, dev.try_alloc_len(0)?);
-        backward(&grad_out, grads.get_or_alloc_mut(&x)?);
-        *grads.get_or_alloc_mut(&y)? = grad_out;
-        Ok(())
-    });
-    Ok(out.put_tape(tape))
-}
-
-/// The output of a two-input op (an image and a weight), on their merged tape.
-/// `backward(grad_out, grad_x, grad_w)` adds the op's contributions to both gradients.
-pub(crate) fn record_binary<S: Shape, Sw: Shape, So: Shape, T: Tape<f32, Cpu>>(
-    x: &Tensor<S, f32, Cpu>,
-    w: &Tensor<Sw, f32, Cpu>,
-    mut tape: T,
-    out: Vec<f32>,
-    shape: So,
-    backward: impl FnOnce(&[f32], &mut [f32], &mut [f32]) + 'static,
-) -> Result<Tensor<So, f32, Cpu, T>, CpuError> {
-    let out = x.device().try_tensor_from_vec(out, shape)?;
-    let (x, w, y, dev) = (x.ghost(), w.ghost(), out.ghost(), x.device().clone());
-    tape.add_backward_op(move |grads| {
-        // Gradients live in one map: take the three buffers out, work, put them back.
+        // Gradients live in one map: take the buffers out, work, put them back.
         let empty = || dev.try_alloc_len(0);
         let grad_out = std::mem::replace(grads.get_or_alloc_mut(&y)?, empty()?);
         let mut grad_x = std::mem::replace(grads.get_or_alloc_mut(&x)?, empty()?);
-        let mut grad_w = std::mem::replace(grads.get_or_alloc_mut(&w)?, empty()?);
-        backward(&grad_out, &mut grad_x, &mut grad_w);
+        let mut grad_params = Vec::with_capacity(N);
+        for p in &params {
+            grad_params.push(std::mem::replace(grads.get_or_alloc_mut(p)?, empty()?));
+        }
+        let mut slices = grad_params.iter_mut().map(|g| &mut g[..]);
+        backward(
+            &grad_out,
+            &mut grad_x,
+            std::array::from_fn(|_| slices.next().expect("one gradient per parameter")),
+        );
         *grads.get_or_alloc_mut(&y)? = grad_out;
         *grads.get_or_alloc_mut(&x)? = grad_x;
-        *grads.get_or_alloc_mut(&w)? = grad_w;
+        for (p, g) in params.iter().zip(grad_params) {
+            *grads.get_or_alloc_mut(p)? = g;
+        }
         Ok(())
     });
     Ok(out.put_tape(tape))

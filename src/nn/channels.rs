@@ -1,0 +1,133 @@
+//! Per-channel arithmetic over a batch of images stored `(batch, channels, pixels)`: the
+//! loops behind batch normalisation and the per-channel bias. dfdx builds these layers
+//! from generic broadcasts and reductions, one pass over memory (and one buffer) per op;
+//! here each forward and backward pass is one or two fused passes.
+
+use rayon::prelude::*;
+
+/// Independent partial sums per block, so the additions pipeline (and vectorise) instead of
+/// waiting on each other.
+const LANES: usize = 8;
+
+/// The layout of one image: `channels` planes of `pixels` values each.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Channels {
+    pub channels: usize,
+    pub pixels: usize,
+}
+
+impl Channels {
+    fn image_len(&self) -> usize {
+        self.channels * self.pixels
+    }
+
+    /// Per channel `c`, the sums of `term(c, a[i], b[i])` over every image and pixel of
+    /// channel `c`; `a` and `b` are two buffers of the same layout (pass one twice for a
+    /// term of one). Images are summed in parallel and their sums added in order, so the
+    /// result does not depend on the number of threads.
+    pub(crate) fn sums<const N: usize>(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        term: impl Fn(usize, f32, f32) -> [f32; N] + Sync,
+    ) -> Vec<[f64; N]> {
+        assert_eq!(a.len(), b.len(), "two buffers of one layout");
+        let per_image: Vec<Vec<[f64; N]>> = a
+            .par_chunks(self.image_len())
+            .zip(b.par_chunks(self.image_len()))
+            .map(|(a, b)| {
+                let planes = a.chunks(self.pixels).zip(b.chunks(self.pixels));
+                planes
+                    .enumerate()
+                    .map(|(c, (a, b))| plane_sum(a, b, |x, y| term(c, x, y)))
+                    .collect()
+            })
+            .collect();
+        let mut total = vec![[0.0; N]; self.channels];
+        for image in per_image {
+            for (t, s) in total.iter_mut().zip(image) {
+                t.iter_mut().zip(s).for_each(|(t, s)| *t += s);
+            }
+        }
+        total
+    }
+
+    /// `out[i] += f(c, a[i], b[i])` for every value, `c` its channel; all three buffers in
+    /// this layout.
+    pub(crate) fn add_map(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        f: impl Fn(usize, f32, f32) -> f32 + Sync,
+    ) {
+        assert!(
+            a.len() == out.len() && b.len() == out.len(),
+            "buffers of one layout"
+        );
+        let len = self.image_len();
+        out.par_chunks_mut(len)
+            .zip(a.par_chunks(len).zip(b.par_chunks(len)))
+            .for_each(|(out, (a, b))| {
+                let planes = out.chunks_mut(self.pixels).zip(a.chunks(self.pixels));
+                for (c, ((out, a), b)) in planes.zip(b.chunks(self.pixels)).enumerate() {
+                    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                        *o += f(c, x, y);
+                    }
+                }
+            });
+    }
+}
+
+/// The sums of `term(a[i], b[i])` over one plane, in `LANES` running sums.
+fn plane_sum<const N: usize>(
+    a: &[f32],
+    b: &[f32],
+    term: impl Fn(f32, f32) -> [f32; N],
+) -> [f64; N] {
+    let mut lanes = [[0.0f32; N]; LANES];
+    let (a_blocks, b_blocks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let rest = a_blocks.remainder().iter().zip(b_blocks.remainder());
+    for (a, b) in a_blocks.zip(b_blocks) {
+        for (lane, (&x, &y)) in lanes.iter_mut().zip(a.iter().zip(b)) {
+            lane.iter_mut().zip(term(x, y)).for_each(|(s, t)| *s += t);
+        }
+    }
+    for (lane, (&x, &y)) in lanes.iter_mut().zip(rest) {
+        lane.iter_mut().zip(term(x, y)).for_each(|(s, t)| *s += t);
+    }
+    let mut sum = [0.0f64; N];
+    for lane in lanes {
+        sum.iter_mut().zip(lane).for_each(|(s, l)| *s += l as f64);
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_and_maps_go_channel_by_channel() {
+        // 3 images, 2 channels, 11 pixels (not a multiple of the lanes).
+        let layout = Channels {
+            channels: 2,
+            pixels: 11,
+        };
+        let x: Vec<f32> = (0..66).map(|i| (i as f32 * 0.7).sin()).collect();
+        let channel = |i: usize| (i / 11) % 2;
+        let sums = layout.sums(&x, &x, |_, v, _| [v, v * v]);
+        for c in 0..2 {
+            let of_c = x.iter().enumerate().filter(|(i, _)| channel(*i) == c);
+            let (s, s2) = of_c.fold((0.0, 0.0), |(s, s2), (_, &v)| (s + v, s2 + v * v));
+            assert!((sums[c][0] - s as f64).abs() < 1e-5, "{sums:?}");
+            assert!((sums[c][1] - s2 as f64).abs() < 1e-5, "{sums:?}");
+        }
+        let mut out = vec![1.0; 66];
+        layout.add_map(&x, &x, &mut out, |c, v, w| c as f32 * 10.0 + v * w);
+        for (i, o) in out.iter().enumerate() {
+            let expected = 1.0 + channel(i) as f32 * 10.0 + x[i] * x[i];
+            assert!((o - expected).abs() < 1e-6);
+        }
+    }
+}
