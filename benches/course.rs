@@ -7,7 +7,7 @@
 //! `benches/compare.py` (`make bench`) can put both side by side. Ops named after `--`
 //! (`-- lenet_step char_lm_step`) run those cases alone.
 
-use dfdx::optim::{Adam, AdamConfig};
+use dfdx::optim::{Adam, AdamConfig, Optimizer};
 use mustknow::attention::{self, lm, lm::CharLm};
 use mustknow::convnets::{LeNet, MiniAlexNet};
 use mustknow::generalization::{lottery::LeNet300100, MnistMlp};
@@ -235,43 +235,53 @@ fn time_case(c: &Case) -> f64 {
             .unwrap();
             let _ = y.sum().backward();
         }),
-        "lenet_step" => time_training_step::<LeNet, 784>(&dev, c.batch),
-        "alexnet_step" => time_training_step::<MiniAlexNet<ReLU>, 784>(&dev, c.batch),
+        "lenet_step" => time_training_step::<LeNet, 784, _>(&dev, c.batch, adam),
+        "alexnet_step" => time_training_step::<MiniAlexNet<ReLU>, 784, _>(&dev, c.batch, adam),
         "char_lm_step" => time_char_lm_step(),
-        "digits_mlp_step" => time_training_step::<DigitsMlp, 64>(&dev, c.batch),
-        "mnist_mlp_step" => time_training_step::<MnistMlp<256>, 784>(&dev, c.batch),
-        "lenet_300_100_step" => time_training_step::<LeNet300100, 784>(&dev, c.batch),
+        "digits_mlp_step" => time_training_step::<DigitsMlp, 64, _>(&dev, c.batch, adam),
+        "mnist_mlp_step" => time_training_step::<MnistMlp<256>, 784, _>(&dev, c.batch, adam),
+        "lenet_300_100_step" => time_training_step::<LeNet300100, 784, _>(&dev, c.batch, adam),
         op => unreachable!("no such op {op}"),
     }
 }
 
-/// One Adam step of a freshly built `M` on a fixed batch of `F` features and 10 classes.
-fn time_training_step<M, const F: usize>(dev: &Cpu, batch: usize) -> f64
+/// One step of `optimizer` on a freshly built `M`: cross-entropy of its logits on a fixed
+/// batch of `F` features and 10 classes, as `fit_classifier` trains the course's classifiers.
+fn time_training_step<M, const F: usize, O>(
+    dev: &Cpu,
+    batch: usize,
+    optimizer: impl FnOnce(&M::Built) -> O,
+) -> f64
 where
     M: BuildOnDevice<Cpu, f32>,
     M::Built: Classifier<F, 10>,
+    O: Optimizer<M::Built, Cpu, f32>,
 {
-    let mut model = dev.build_module::<M, f32>();
-    let mut adam = Adam::new(&model, AdamConfig::default());
+    let model = dev.build_module::<M, f32>();
+    let optimizer = optimizer(&model);
     let images: Tensor<(usize, Const<F>), f32, Cpu> = dev.sample_uniform_like(&(batch, Const));
     let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
     let targets = mustknow::data::one_hot::<10>(dev, &labels).unwrap();
-    let mut kept = Some(model.alloc_grads());
-    median_ms(|| {
-        let grads = kept.take().expect("returned by the previous step");
-        let logits = model.forward_mut(images.clone().traced(grads));
-        let loss = cross_entropy_with_logits_loss(logits, targets.clone());
-        let mut grads = loss.backward();
-        adam.update(&mut model, &grads).unwrap();
-        model.zero_grads(&mut grads);
-        kept = Some(grads);
-    })
+    time_step(
+        model,
+        |m| m,
+        optimizer,
+        |model, grads| {
+            let logits = model.forward_mut(images.clone().traced(grads));
+            cross_entropy_with_logits_loss(logits, targets.clone())
+        },
+    )
+}
+
+/// Adam at dfdx's defaults (learning rate 1e-3).
+fn adam<M: TensorCollection<f32, Cpu>>(model: &M) -> Adam<M, f32, Cpu> {
+    Adam::new(model, AdamConfig::default())
 }
 
 /// One Adam step of notebook 05's character language model on a fixed batch of windows.
 fn time_char_lm_step() -> f64 {
-    let mut model = CharLm::new(0);
-    let mut adam = attention::adam(&model.net, 3e-3);
+    let model = CharLm::new(0);
+    let adam = attention::adam(&model.net, 3e-3);
     let tokens: Vec<usize> = (0..lm::BATCH * (lm::CONTEXT + 1))
         .map(|i| i * 7 % lm::CHARS)
         .collect();
@@ -279,15 +289,42 @@ fn time_char_lm_step() -> f64 {
         .chunks(lm::CONTEXT + 1)
         .flat_map(|w| w.windows(2).map(|p| (p[0], Some(p[1]))))
         .unzip();
-    let mut kept = Some(model.net.alloc_grads());
+    time_step(
+        model,
+        |m| &mut m.net,
+        adam,
+        |model, grads| {
+            let x = attention::ids(&inputs, lm::BATCH, lm::CONTEXT).unwrap();
+            let logits = model.forward(x.traced(grads)).unwrap();
+            attention::masked_cross_entropy(logits, &targets).unwrap()
+        },
+    )
+}
+
+/// A training step's loss, on the tape it was given.
+type Loss = Tensor<Rank0, f32, Cpu, OwnedTape<f32, Cpu>>;
+
+/// One training step of `model`, timed: `loss` runs the forward pass on the gradients it is
+/// handed (as the tape), then the step backpropagates and `optimizer` updates the weights
+/// `weights(model)` (the model itself, or the weights inside a model that also holds its
+/// settings). The gradients' buffers go from one step to the next, as in the crate's
+/// training loops, so no step allocates them afresh.
+fn time_step<M, N, O>(
+    mut model: M,
+    weights: impl Fn(&mut M) -> &mut N,
+    mut optimizer: O,
+    mut loss: impl FnMut(&mut M, Gradients<f32, Cpu>) -> Loss,
+) -> f64
+where
+    N: TensorCollection<f32, Cpu>,
+    O: Optimizer<N, Cpu, f32>,
+{
+    let mut kept = Some(weights(&mut model).alloc_grads());
     median_ms(|| {
         let grads = kept.take().expect("returned by the previous step");
-        let x = attention::ids(&inputs, lm::BATCH, lm::CONTEXT).unwrap();
-        let logits = model.forward(x.traced(grads)).unwrap();
-        let loss = attention::masked_cross_entropy(logits, &targets).unwrap();
-        let mut grads = loss.backward();
-        attention::update(&mut adam, &mut model.net, &grads).unwrap();
-        model.net.zero_grads(&mut grads);
+        let mut grads = loss(&mut model, grads).backward();
+        optimizer.update(weights(&mut model), &grads).unwrap();
+        weights(&mut model).zero_grads(&mut grads);
         kept = Some(grads);
     })
 }

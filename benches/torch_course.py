@@ -88,30 +88,33 @@ class CharLm(nn.Module):
 
 def char_lm_step(batch, context, chars):
     model = CharLm(chars, context)
-    adam = torch.optim.Adam(model.parameters(), lr=3e-3)
     windows = (torch.arange(batch * (context + 1)) * 7 % chars).reshape(batch, context + 1)
     inputs, targets = windows[:, :-1], windows[:, 1:]
-
-    def step():
-        loss = F.cross_entropy(model(inputs).reshape(-1, chars), targets.reshape(-1))
-        adam.zero_grad()
-        loss.backward()
-        adam.step()
-
-    return median_ms(step)
+    loss = lambda: F.cross_entropy(model(inputs).reshape(-1, chars), targets.reshape(-1))
+    return time_step(adam(model, 3e-3), loss)
 
 
-def training_step(model, batch, features):
-    """One Adam step of `model` on a fixed batch, timed as the crate times its own."""
-    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+def adam(model, lr=1e-3):
+    """Adam at dfdx's default learning rate unless told."""
+    return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def training_step(model, batch, features, optimizer=adam):
+    """One step of `optimizer(model)` on a fixed batch of `features` and 10 classes, with
+    cross-entropy, as the crate times its own."""
     images = torch.rand(batch, features)
     labels = torch.arange(batch) % 10
+    return time_step(optimizer(model), lambda: F.cross_entropy(model(images), labels))
+
+
+def time_step(optimizer, loss):
+    """One training step, timed: `loss()` runs the forward pass, then backward and the update."""
 
     def step():
-        loss = F.cross_entropy(model(images), labels)
-        adam.zero_grad()
-        loss.backward()
-        adam.step()
+        value = loss()
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
 
     return median_ms(step)
 
