@@ -7,9 +7,10 @@
 //! `benches/compare.py` (`make bench`) can put both side by side. Ops named after `--`
 //! (`-- lenet_step char_lm_step`) run those cases alone.
 
-use dfdx::optim::{Adam, AdamConfig, Optimizer};
+use dfdx::optim::{Adam, AdamConfig, Momentum, Optimizer, Sgd, SgdConfig};
 use mustknow::attention::{self, lm, lm::CharLm};
-use mustknow::convnets::{LeNet, MiniAlexNet};
+use mustknow::convnets::resnet::DEEP;
+use mustknow::convnets::{LeNet, MiniAlexNet, NormNet, PlainNet, ResNet};
 use mustknow::generalization::{lottery::LeNet300100, MnistMlp};
 use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
@@ -54,7 +55,7 @@ const fn training_step(
     }
 }
 
-const CASES: [Case; 11] = [
+const CASES: [Case; 15] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -137,6 +138,34 @@ const CASES: [Case; 11] = [
         "alexnet_step",
         64,
         28,
+        10,
+    ),
+    training_step(
+        "plain net, 17 conv layers, training step (SGD)",
+        "plain_net_step",
+        64,
+        14,
+        10,
+    ),
+    training_step(
+        "ResNet, 8 residual blocks, training step (SGD)",
+        "resnet_step",
+        64,
+        14,
+        10,
+    ),
+    training_step(
+        "small CNN with batch norm training step (SGD)",
+        "batch_norm_net_step",
+        64,
+        14,
+        10,
+    ),
+    training_step(
+        "small CNN with layer norm training step (SGD)",
+        "layer_norm_net_step",
+        64,
+        14,
         10,
     ),
     training_step(
@@ -238,6 +267,16 @@ fn time_case(c: &Case) -> f64 {
         "lenet_step" => time_training_step::<LeNet, 784, _>(&dev, c.batch, adam),
         "alexnet_step" => time_training_step::<MiniAlexNet<ReLU>, 784, _>(&dev, c.batch, adam),
         "char_lm_step" => time_char_lm_step(),
+        "plain_net_step" => time_training_step::<PlainNet<DEEP>, 196, _>(&dev, c.batch, sgd),
+        // `train_stack` also zeroes each block's last batch-norm scale: an initialisation,
+        // the same work per step.
+        "resnet_step" => time_training_step::<ResNet<{ DEEP / 2 }>, 196, _>(&dev, c.batch, sgd),
+        "batch_norm_net_step" => {
+            time_training_step::<NormNet<BatchNorm2D<16>>, 196, _>(&dev, c.batch, sgd)
+        }
+        "layer_norm_net_step" => {
+            time_training_step::<NormNet<LayerNorm2D<16>>, 196, _>(&dev, c.batch, sgd)
+        }
         "digits_mlp_step" => time_training_step::<DigitsMlp, 64, _>(&dev, c.batch, adam),
         "mnist_mlp_step" => time_training_step::<MnistMlp<256>, 784, _>(&dev, c.batch, adam),
         "lenet_300_100_step" => time_training_step::<LeNet300100, 784, _>(&dev, c.batch, adam),
@@ -276,6 +315,21 @@ where
 /// Adam at dfdx's defaults (learning rate 1e-3).
 fn adam<M: TensorCollection<f32, Cpu>>(model: &M) -> Adam<M, f32, Cpu> {
     Adam::new(model, AdamConfig::default())
+}
+
+/// SGD with momentum 0.9 at learning rate 0.05: how notebook 04 trains its deep stacks
+/// (§3, `resnet::train_stack`) and its normalised nets (§4, `norm::train_norm` at the
+/// notebook's learning rate).
+fn sgd<M: TensorCollection<f32, Cpu>>(model: &M) -> Sgd<M, f32, Cpu> {
+    let momentum = Some(Momentum::Classic(0.9));
+    Sgd::new(
+        model,
+        SgdConfig {
+            lr: 0.05,
+            momentum,
+            weight_decay: None,
+        },
+    )
 }
 
 /// One Adam step of notebook 05's character language model on a fixed batch of windows.

@@ -65,6 +65,60 @@ def mini_alexnet():
     )
 
 
+def conv_bn_relu(channels_in, channels_out):
+    """A 3×3 convolution that keeps the size, without bias, batch norm, ReLU: the crate's
+    `(Conv2D<I, O, 3, 1, 1>, BatchNorm2D<O>, ReLU)`."""
+    return [nn.Conv2d(channels_in, channels_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels_out), nn.ReLU()]
+
+
+def deep_net(body):
+    """mustknow::convnets::resnet::DeepNet<Body> (notebook 04 §3): 14×14 images, a stem
+    convolution to 8 channels, the `body` modules, a linear classifier."""
+    return nn.Sequential(nn.Unflatten(1, (1, 14, 14)), *conv_bn_relu(1, 8), *body, nn.Flatten(),
+                         nn.Linear(8 * 14 * 14, 10))
+
+
+def plain_net(layers=16):
+    """mustknow::convnets::PlainNet<DEEP>, DEEP = 16: `layers` PlainLayers in its body."""
+    return deep_net([m for _ in range(layers) for m in conv_bn_relu(8, 8)])
+
+
+class ResidualBlock(nn.Module):
+    """mustknow::convnets::resnet::ResidualBlock: relu(x + bn(conv(relu(bn(conv(x))))))."""
+
+    def __init__(self, channels=8):
+        super().__init__()
+        self.f = nn.Sequential(*conv_bn_relu(channels, channels),
+                               *conv_bn_relu(channels, channels)[:2])
+
+    def forward(self, x):
+        return F.relu(x + self.f(x))
+
+
+def resnet(blocks=8):
+    """mustknow::convnets::ResNet<{DEEP / 2}>: `blocks` ResidualBlocks in its body."""
+    return deep_net([ResidualBlock() for _ in range(blocks)])
+
+
+def norm_net(norm):
+    """mustknow::convnets::NormNet<N> (notebook 04 §4): three 3×3 convolutions of 16
+    channels without bias, each followed by `norm(16)`, ReLU and (the first two) 2×2 max
+    pooling, then a linear classifier. BatchNorm2d is the crate's BatchNorm2D; GroupNorm(1, C)
+    its LayerNorm2D (statistics over C×h×w, a scale and shift per channel)."""
+    def stage(channels_in):
+        return [nn.Conv2d(channels_in, 16, 3, padding=1, bias=False), norm(16), nn.ReLU()]
+
+    return nn.Sequential(nn.Unflatten(1, (1, 14, 14)), *stage(1), nn.MaxPool2d(2),
+                         *stage(16), nn.MaxPool2d(2), *stage(16), nn.Flatten(),
+                         nn.Linear(16 * 3 * 3, 10))
+
+
+def layer_norm_2d(channels):
+    """mustknow::nn::LayerNorm2D<C>."""
+    return nn.GroupNorm(1, channels)
+
+
 class CharLm(nn.Module):
     """mustknow::attention::lm::CharLm (notebook 05): token and learned position
     embeddings, pre-norm blocks with causal self-attention, a final norm and a linear head."""
@@ -97,6 +151,12 @@ def char_lm_step(batch, context, chars):
 def adam(model, lr=1e-3):
     """Adam at dfdx's default learning rate unless told."""
     return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def sgd(model):
+    """SGD with momentum 0.9 at learning rate 0.05, as notebook 04 trains its deep stacks (§3)
+    and its normalised nets (§4). dfdx's classic momentum is PyTorch's (no dampening)."""
+    return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
 
 def training_step(model, batch, features, optimizer=adam):
@@ -143,6 +203,14 @@ def time_case(c):
         return training_step(mnist_mlp(256), c["batch"], 784)
     if op == "lenet_300_100_step":
         return training_step(lenet_300_100(), c["batch"], 784)
+    if op == "plain_net_step":
+        return training_step(plain_net(), c["batch"], 196, sgd)
+    if op == "resnet_step":
+        return training_step(resnet(), c["batch"], 196, sgd)
+    if op == "batch_norm_net_step":
+        return training_step(norm_net(nn.BatchNorm2d), c["batch"], 196, sgd)
+    if op == "layer_norm_net_step":
+        return training_step(norm_net(layer_norm_2d), c["batch"], 196, sgd)
     raise ValueError(f"no such op {op}")
 
 
