@@ -10,7 +10,7 @@
 use dfdx::optim::{Adam, AdamConfig, Momentum, Optimizer, Sgd, SgdConfig};
 use mustknow::attention::{self, lm, lm::CharLm};
 use mustknow::convnets::resnet::DEEP;
-use mustknow::convnets::{LeNet, MiniAlexNet, NormNet, PlainNet, ResNet};
+use mustknow::convnets::{unet, LeNet, MiniAlexNet, NormNet, PlainNet, ResNet, UNet};
 use mustknow::generalization::{lottery::LeNet300100, MnistMlp};
 use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
@@ -55,7 +55,7 @@ const fn training_step(
     }
 }
 
-const CASES: [Case; 15] = [
+const CASES: [Case; 16] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -168,6 +168,7 @@ const CASES: [Case; 15] = [
         14,
         10,
     ),
+    training_step("U-Net training step (Adam)", "unet_step", 16, unet::SIZE, 1),
     training_step(
         "character transformer LM training step (Adam)",
         "char_lm_step",
@@ -280,6 +281,7 @@ fn time_case(c: &Case) -> f64 {
         "digits_mlp_step" => time_training_step::<DigitsMlp, 64, _>(&dev, c.batch, adam),
         "mnist_mlp_step" => time_training_step::<MnistMlp<256>, 784, _>(&dev, c.batch, adam),
         "lenet_300_100_step" => time_training_step::<LeNet300100, 784, _>(&dev, c.batch, adam),
+        "unet_step" => time_unet_step(&dev, c.batch),
         op => unreachable!("no such op {op}"),
     }
 }
@@ -328,6 +330,34 @@ fn sgd<M: TensorCollection<f32, Cpu>>(model: &M) -> Sgd<M, f32, Cpu> {
             lr: 0.05,
             momentum,
             weight_decay: None,
+        },
+    )
+}
+
+/// One Adam step (learning rate 3e-3) of notebook 04 §5's U-Net, skip connections on, on
+/// `batch` of its synthetic images: per-pixel binary cross-entropy, as `train_unet` trains it.
+fn time_unet_step(dev: &Cpu, batch: usize) -> f64 {
+    let set = unet::shapes(batch, 0);
+    let shape = (batch, Const::<1>, unet::SIZE, unet::SIZE);
+    let (images, masks) = (
+        dev.tensor_from_vec(set.images, shape),
+        dev.tensor_from_vec(set.masks, shape),
+    );
+    let net = UNet::new(dev);
+    let adam = Adam::new(
+        &net,
+        AdamConfig {
+            lr: 3e-3,
+            ..Default::default()
+        },
+    );
+    time_step(
+        net,
+        |n| n,
+        adam,
+        |net, grads| {
+            let logits = net.segment(images.clone().traced(grads), true);
+            binary_cross_entropy_with_logits_loss(logits, masks.clone())
         },
     )
 }

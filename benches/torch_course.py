@@ -119,6 +119,47 @@ def layer_norm_2d(channels):
     return nn.GroupNorm(1, channels)
 
 
+class UNet(nn.Module):
+    """mustknow::convnets::UNet (notebook 04 §5) with its skip connections: 3×3 convolutions
+    with bias and ReLU (8, 16, 32 channels down, with 2×2 max pooling; 16, 8 up), 2×2
+    transposed convolutions with stride 2 growing the features, the decoder's features and
+    the encoder's concatenated in that order, and a 1×1 convolution to one logit per pixel."""
+
+    def __init__(self):
+        super().__init__()
+
+        def conv(channels_in, channels_out):
+            return nn.Sequential(nn.Conv2d(channels_in, channels_out, 3, padding=1), nn.ReLU())
+
+        def up(channels_in, channels_out):
+            return nn.Sequential(nn.ConvTranspose2d(channels_in, channels_out, 2, stride=2),
+                                 nn.ReLU())
+
+        self.enc1 = conv(1, 8)
+        self.enc2 = nn.Sequential(nn.MaxPool2d(2), conv(8, 16))
+        self.bottom = nn.Sequential(nn.MaxPool2d(2), conv(16, 32))
+        self.up2, self.dec2 = up(32, 16), conv(32, 16)
+        self.up1, self.dec1 = up(16, 8), conv(16, 8)
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x):
+        e1 = self.enc1(x)
+        e2 = self.enc2(e1)
+        d2 = self.dec2(torch.cat([self.up2(self.bottom(e2)), e2], 1))
+        d1 = self.dec1(torch.cat([self.up1(d2), e1], 1))
+        return self.head(d1)
+
+
+def unet_step(batch, size):
+    """One Adam step (learning rate 3e-3) of the U-Net on `batch` images and 0/1 masks, with
+    the per-pixel binary cross-entropy of its logits."""
+    model = UNet()
+    images = torch.rand(batch, 1, size, size)
+    masks = (torch.rand(batch, 1, size, size) < 0.2).float()
+    loss = lambda: F.binary_cross_entropy_with_logits(model(images), masks)
+    return time_step(adam(model, 3e-3), loss)
+
+
 class CharLm(nn.Module):
     """mustknow::attention::lm::CharLm (notebook 05): token and learned position
     embeddings, pre-norm blocks with causal self-attention, a final norm and a linear head."""
@@ -211,6 +252,8 @@ def time_case(c):
         return training_step(norm_net(nn.BatchNorm2d), c["batch"], 196, sgd)
     if op == "layer_norm_net_step":
         return training_step(norm_net(layer_norm_2d), c["batch"], 196, sgd)
+    if op == "unet_step":
+        return unet_step(c["batch"], c["size"])
     raise ValueError(f"no such op {op}")
 
 
