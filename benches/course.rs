@@ -8,6 +8,11 @@
 //! (`-- lenet_step char_lm_step`) run those cases alone.
 
 use dfdx::optim::{Adam, AdamConfig, Momentum, Optimizer, Sgd, SgdConfig};
+use mustknow::attention::blocks::Layout;
+use mustknow::attention::positions::Positions;
+use mustknow::attention::seq2seq::{self, Seq2Seq};
+use mustknow::attention::tagger::{self, Tagger};
+use mustknow::attention::tasks::{reversals, Task, VOCAB};
 use mustknow::attention::{self, lm, lm::CharLm};
 use mustknow::convnets::resnet::DEEP;
 use mustknow::convnets::{unet, LeNet, MiniAlexNet, NormNet, PlainNet, ResNet, UNet};
@@ -55,7 +60,7 @@ const fn training_step(
     }
 }
 
-const CASES: [Case; 16] = [
+const CASES: [Case; 18] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -176,6 +181,20 @@ const CASES: [Case; 16] = [
         lm::CONTEXT,
         lm::CHARS,
     ),
+    training_step(
+        "transformer tagger, 6 blocks, training step (Adam)",
+        "tagger_step",
+        tagger::BATCH,
+        tagger::HEADS_LEN,
+        VOCAB,
+    ),
+    training_step(
+        "encoder-decoder transformer training step (Adam)",
+        "seq2seq_step",
+        seq2seq::BATCH,
+        seq2seq::LEN,
+        VOCAB,
+    ),
 ];
 
 fn main() {
@@ -282,6 +301,8 @@ fn time_case(c: &Case) -> f64 {
         "mnist_mlp_step" => time_training_step::<MnistMlp<256>, 784, _>(&dev, c.batch, adam),
         "lenet_300_100_step" => time_training_step::<LeNet300100, 784, _>(&dev, c.batch, adam),
         "unet_step" => time_unet_step(&dev, c.batch),
+        "tagger_step" => time_tagger_step(c.batch, c.size),
+        "seq2seq_step" => time_seq2seq_step(c.batch),
         op => unreachable!("no such op {op}"),
     }
 }
@@ -382,6 +403,39 @@ fn time_char_lm_step() -> f64 {
             let logits = model.forward(x.traced(grads)).unwrap();
             attention::masked_cross_entropy(logits, &targets).unwrap()
         },
+    )
+}
+
+/// One Adam step (learning rate 3e-3) of notebook 05's tagger as §5 trains it, the tagger
+/// the notebook trains longest: `DEPTH` pre-norm blocks of 4 heads, learned positions, the
+/// full layout, on `batch` strings of `len` digits of the two-look-ups task.
+fn time_tagger_step(batch: usize, len: usize) -> f64 {
+    let model = Tagger::<4, { tagger::DEPTH }>::new(Positions::Learned, Layout::FULL, 0);
+    let adam = attention::adam(&model.net, 3e-3);
+    let task = Task::TwoLookups.batch(batch, len, &mut StdRng::seed_from_u64(0));
+    time_step(
+        model,
+        |m| &mut m.net,
+        adam,
+        |model, grads| {
+            let x = attention::ids(&task.inputs, batch, len).unwrap();
+            let (logits, _) = model.forward(x.traced(grads)).unwrap();
+            attention::masked_cross_entropy(logits, &task.targets).unwrap()
+        },
+    )
+}
+
+/// One Adam step (learning rate 3e-3) of notebook 05 §6's encoder-decoder on `batch` digit
+/// strings and their reversals, with teacher forcing, as `train_reversal` trains it.
+fn time_seq2seq_step(batch: usize) -> f64 {
+    let model = Seq2Seq::new(0);
+    let adam = attention::adam(&model.net, 3e-3);
+    let (sources, targets) = reversals(batch, seq2seq::LEN, &mut StdRng::seed_from_u64(0));
+    time_step(
+        model,
+        |m| &mut m.net,
+        adam,
+        |model, grads| model.loss(&sources, &targets, grads).unwrap(),
     )
 }
 

@@ -160,33 +160,102 @@ def unet_step(batch, size):
     return time_step(adam(model, 3e-3), loss)
 
 
-class CharLm(nn.Module):
-    """mustknow::attention::lm::CharLm (notebook 05): token and learned position
-    embeddings, pre-norm blocks with causal self-attention, a final norm and a linear head."""
+def pre_norm_block(dim, heads, ff):
+    """mustknow::attention::blocks::Block in Layout::FULL: x + attention(norm(x)), then
+    x + ff(norm(x)) with a ReLU feed-forward, no dropout."""
+    return nn.TransformerEncoderLayer(dim, heads, ff, dropout=0.0, batch_first=True,
+                                      norm_first=True)
 
-    def __init__(self, chars, context, dim=64, heads=4, ff=128, layers=2):
+
+class Encoder(nn.Module):
+    """mustknow::attention::lm::CharLm (causal) and attention::tagger::Tagger with learned
+    positions and Layout::FULL (notebook 05): token and learned position embeddings (a table
+    of `table` rows), pre-norm blocks of self-attention, a final norm and a linear head."""
+
+    def __init__(self, vocab, table, dim, heads, ff, layers, causal):
         super().__init__()
-        self.tokens = nn.Embedding(chars, dim)
-        self.positions = nn.Embedding(context, dim)
-        block = nn.TransformerEncoderLayer(dim, heads, ff, dropout=0.0, batch_first=True,
-                                           norm_first=True)
+        self.tokens = nn.Embedding(vocab, dim)
+        self.positions = nn.Embedding(table, dim)
+        block = pre_norm_block(dim, heads, ff)
         self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, chars)
+        self.head = nn.Linear(dim, vocab)
+        self.causal = causal
 
     def forward(self, x):
         n = x.shape[1]
         h = self.tokens(x) + self.positions(torch.arange(n))
-        mask = nn.Transformer.generate_square_subsequent_mask(n)
-        return self.head(self.norm(self.blocks(h, mask=mask, is_causal=True)))
+        mask = nn.Transformer.generate_square_subsequent_mask(n) if self.causal else None
+        return self.head(self.norm(self.blocks(h, mask=mask, is_causal=self.causal)))
+
+
+def sinusoidal(n, dim):
+    """mustknow::attention::positions::sinusoidal: PE(p, 2i) = sin(p / 10000^(2i/dim)),
+    PE(p, 2i+1) = cos of the same, (n, dim)."""
+    pair = (torch.arange(dim) // 2 * 2).double()
+    angle = torch.arange(n).double()[:, None] / 10000 ** (pair / dim)
+    return torch.where(torch.arange(dim) % 2 == 0, angle.sin(), angle.cos()).float()
+
+
+class Seq2Seq(nn.Module):
+    """mustknow::attention::seq2seq::Seq2Seq (notebook 05 §6): source and target embeddings
+    plus sinusoidal positions; one pre-norm encoder block and a norm; one pre-norm decoder
+    block (causal self-attention, cross-attention to the encoder's output, feed-forward) and
+    a norm; a linear head."""
+
+    def __init__(self, vocab, dim=64, heads=4, ff=128):
+        super().__init__()
+        self.source = nn.Embedding(vocab, dim)
+        self.target = nn.Embedding(vocab, dim)
+        self.encoder = pre_norm_block(dim, heads, ff)
+        self.encoder_norm = nn.LayerNorm(dim)
+        self.decoder = nn.TransformerDecoderLayer(dim, heads, ff, dropout=0.0, batch_first=True,
+                                                  norm_first=True)
+        self.decoder_norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab)
+        self.dim = dim
+
+    def forward(self, source, prefix):
+        s, t = source.shape[1], prefix.shape[1]
+        memory = self.encoder_norm(self.encoder(self.source(source) + sinusoidal(s, self.dim)))
+        mask = nn.Transformer.generate_square_subsequent_mask(t)
+        y = self.decoder(self.target(prefix) + sinusoidal(t, self.dim), memory, tgt_mask=mask,
+                         tgt_is_causal=True)
+        return self.head(self.decoder_norm(y))
+
+
+def sequence_loss(logits, targets):
+    """attention::masked_cross_entropy with a target at every position: the mean
+    cross-entropy over all of them."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
 def char_lm_step(batch, context, chars):
-    model = CharLm(chars, context)
+    model = Encoder(chars, context, dim=64, heads=4, ff=128, layers=2, causal=True)
     windows = (torch.arange(batch * (context + 1)) * 7 % chars).reshape(batch, context + 1)
     inputs, targets = windows[:, :-1], windows[:, 1:]
-    loss = lambda: F.cross_entropy(model(inputs).reshape(-1, chars), targets.reshape(-1))
-    return time_step(adam(model, 3e-3), loss)
+    return time_step(adam(model, 3e-3), lambda: sequence_loss(model(inputs), targets))
+
+
+def tagger_step(batch, length, vocab):
+    """One Adam step (learning rate 3e-3) of notebook 05 §5's tagger, Tagger<4, DEPTH> with
+    DEPTH = 6 (DIM 32, FF 64, MAX_POS 32), on a batch of the two-look-ups task: the label at
+    i is whether x[i-1] > x[i-3]."""
+    model = Encoder(vocab, 32, dim=32, heads=4, ff=64, layers=6, causal=False)
+    inputs = torch.randint(10, (batch, length))
+    targets = (inputs.roll(1, 1) > inputs.roll(3, 1)).long()
+    return time_step(adam(model, 3e-3), lambda: sequence_loss(model(inputs), targets))
+
+
+def seq2seq_step(batch, length, vocab, bos=10):
+    """One Adam step (learning rate 3e-3) of the encoder-decoder on `batch` digit strings and
+    their reversals, with teacher forcing: the decoder reads `bos` (tasks::BOS) and the
+    target shifted right."""
+    model = Seq2Seq(vocab)
+    sources = torch.randint(10, (batch, length))
+    targets = sources.flip(1)
+    prefix = torch.cat([torch.full((batch, 1), bos), targets[:, :-1]], 1)
+    return time_step(adam(model, 3e-3), lambda: sequence_loss(model(sources, prefix), targets))
 
 
 def adam(model, lr=1e-3):
@@ -254,6 +323,10 @@ def time_case(c):
         return training_step(norm_net(layer_norm_2d), c["batch"], 196, sgd)
     if op == "unet_step":
         return unet_step(c["batch"], c["size"])
+    if op == "tagger_step":
+        return tagger_step(c["batch"], c["size"], c["out"])
+    if op == "seq2seq_step":
+        return seq2seq_step(c["batch"], c["size"], c["out"])
     raise ValueError(f"no such op {op}")
 
 
