@@ -156,8 +156,8 @@ def unet_step(batch, size):
     model = UNet()
     images = torch.rand(batch, 1, size, size)
     masks = (torch.rand(batch, 1, size, size) < 0.2).float()
-    loss = lambda: F.binary_cross_entropy_with_logits(model(images), masks)
-    return time_step(adam(model, 3e-3), loss)
+    return time_step(adam(model, 3e-3),
+                     lambda: F.binary_cross_entropy_with_logits(model(images), masks))
 
 
 def pre_norm_block(dim, heads, ff):
