@@ -7,9 +7,15 @@
 //! `benches/compare.py` (`make bench`) can put both side by side. Ops named after `--`
 //! (`-- lenet_step char_lm_step`) run those cases alone.
 
-use dfdx::optim::{Adam, AdamConfig};
+use dfdx::optim::{Adam, AdamConfig, Momentum, Optimizer, Sgd, SgdConfig};
+use mustknow::attention::blocks::Layout;
+use mustknow::attention::positions::Positions;
+use mustknow::attention::seq2seq::{self, Seq2Seq};
+use mustknow::attention::tagger::{self, Tagger};
+use mustknow::attention::tasks::{reversals, Task, VOCAB};
 use mustknow::attention::{self, lm, lm::CharLm};
-use mustknow::convnets::{LeNet, MiniAlexNet};
+use mustknow::convnets::resnet::DEEP;
+use mustknow::convnets::{unet, LeNet, MiniAlexNet, NormNet, PlainNet, ResNet, UNet};
 use mustknow::generalization::{lottery::LeNet300100, MnistMlp};
 use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
@@ -54,7 +60,7 @@ const fn training_step(
     }
 }
 
-const CASES: [Case; 11] = [
+const CASES: [Case; 18] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -140,11 +146,54 @@ const CASES: [Case; 11] = [
         10,
     ),
     training_step(
+        "plain net, 17 conv layers, training step (SGD)",
+        "plain_net_step",
+        64,
+        14,
+        10,
+    ),
+    training_step(
+        "ResNet, 8 residual blocks, training step (SGD)",
+        "resnet_step",
+        64,
+        14,
+        10,
+    ),
+    training_step(
+        "small CNN with batch norm training step (SGD)",
+        "batch_norm_net_step",
+        64,
+        14,
+        10,
+    ),
+    training_step(
+        "small CNN with layer norm training step (SGD)",
+        "layer_norm_net_step",
+        64,
+        14,
+        10,
+    ),
+    training_step("U-Net training step (Adam)", "unet_step", 16, unet::SIZE, 1),
+    training_step(
         "character transformer LM training step (Adam)",
         "char_lm_step",
         lm::BATCH,
         lm::CONTEXT,
         lm::CHARS,
+    ),
+    training_step(
+        "transformer tagger, 6 blocks, training step (Adam)",
+        "tagger_step",
+        tagger::BATCH,
+        tagger::HEADS_LEN,
+        VOCAB,
+    ),
+    training_step(
+        "encoder-decoder transformer training step (Adam)",
+        "seq2seq_step",
+        seq2seq::BATCH,
+        seq2seq::LEN,
+        VOCAB,
     ),
 ];
 
@@ -235,43 +284,109 @@ fn time_case(c: &Case) -> f64 {
             .unwrap();
             let _ = y.sum().backward();
         }),
-        "lenet_step" => time_training_step::<LeNet, 784>(&dev, c.batch),
-        "alexnet_step" => time_training_step::<MiniAlexNet<ReLU>, 784>(&dev, c.batch),
+        "lenet_step" => time_training_step::<LeNet, 784, _>(&dev, c.batch, adam),
+        "alexnet_step" => time_training_step::<MiniAlexNet<ReLU>, 784, _>(&dev, c.batch, adam),
         "char_lm_step" => time_char_lm_step(),
-        "digits_mlp_step" => time_training_step::<DigitsMlp, 64>(&dev, c.batch),
-        "mnist_mlp_step" => time_training_step::<MnistMlp<256>, 784>(&dev, c.batch),
-        "lenet_300_100_step" => time_training_step::<LeNet300100, 784>(&dev, c.batch),
+        "plain_net_step" => time_training_step::<PlainNet<DEEP>, 196, _>(&dev, c.batch, sgd),
+        // `train_stack` also zeroes each block's last batch-norm scale: an initialisation,
+        // the same work per step.
+        "resnet_step" => time_training_step::<ResNet<{ DEEP / 2 }>, 196, _>(&dev, c.batch, sgd),
+        "batch_norm_net_step" => {
+            time_training_step::<NormNet<BatchNorm2D<16>>, 196, _>(&dev, c.batch, sgd)
+        }
+        "layer_norm_net_step" => {
+            time_training_step::<NormNet<LayerNorm2D<16>>, 196, _>(&dev, c.batch, sgd)
+        }
+        "digits_mlp_step" => time_training_step::<DigitsMlp, 64, _>(&dev, c.batch, adam),
+        "mnist_mlp_step" => time_training_step::<MnistMlp<256>, 784, _>(&dev, c.batch, adam),
+        "lenet_300_100_step" => time_training_step::<LeNet300100, 784, _>(&dev, c.batch, adam),
+        "unet_step" => time_unet_step(&dev, c.batch),
+        "tagger_step" => time_tagger_step(c.batch, c.size),
+        "seq2seq_step" => time_seq2seq_step(c.batch),
         op => unreachable!("no such op {op}"),
     }
 }
 
-/// One Adam step of a freshly built `M` on a fixed batch of `F` features and 10 classes.
-fn time_training_step<M, const F: usize>(dev: &Cpu, batch: usize) -> f64
+/// One step of `optimizer` on a freshly built `M`: cross-entropy of its logits on a fixed
+/// batch of `F` features and 10 classes, as `fit_classifier` trains the course's classifiers.
+fn time_training_step<M, const F: usize, O>(
+    dev: &Cpu,
+    batch: usize,
+    optimizer: impl FnOnce(&M::Built) -> O,
+) -> f64
 where
     M: BuildOnDevice<Cpu, f32>,
     M::Built: Classifier<F, 10>,
+    O: Optimizer<M::Built, Cpu, f32>,
 {
-    let mut model = dev.build_module::<M, f32>();
-    let mut adam = Adam::new(&model, AdamConfig::default());
+    let model = dev.build_module::<M, f32>();
+    let optimizer = optimizer(&model);
     let images: Tensor<(usize, Const<F>), f32, Cpu> = dev.sample_uniform_like(&(batch, Const));
     let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
     let targets = mustknow::data::one_hot::<10>(dev, &labels).unwrap();
-    let mut kept = Some(model.alloc_grads());
-    median_ms(|| {
-        let grads = kept.take().expect("returned by the previous step");
-        let logits = model.forward_mut(images.clone().traced(grads));
-        let loss = cross_entropy_with_logits_loss(logits, targets.clone());
-        let mut grads = loss.backward();
-        adam.update(&mut model, &grads).unwrap();
-        model.zero_grads(&mut grads);
-        kept = Some(grads);
-    })
+    time_step(
+        model,
+        |m| m,
+        optimizer,
+        |model, grads| {
+            let logits = model.forward_mut(images.clone().traced(grads));
+            cross_entropy_with_logits_loss(logits, targets.clone())
+        },
+    )
+}
+
+/// Adam at dfdx's defaults (learning rate 1e-3).
+fn adam<M: TensorCollection<f32, Cpu>>(model: &M) -> Adam<M, f32, Cpu> {
+    Adam::new(model, AdamConfig::default())
+}
+
+/// SGD with momentum 0.9 at learning rate 0.05: how notebook 04 trains its deep stacks
+/// (§3, `resnet::train_stack`) and its normalised nets (§4, `norm::train_norm` at the
+/// notebook's learning rate).
+fn sgd<M: TensorCollection<f32, Cpu>>(model: &M) -> Sgd<M, f32, Cpu> {
+    let momentum = Some(Momentum::Classic(0.9));
+    Sgd::new(
+        model,
+        SgdConfig {
+            lr: 0.05,
+            momentum,
+            weight_decay: None,
+        },
+    )
+}
+
+/// One Adam step (learning rate 3e-3) of notebook 04 §5's U-Net, skip connections on, on
+/// `batch` of its synthetic images: per-pixel binary cross-entropy, as `train_unet` trains it.
+fn time_unet_step(dev: &Cpu, batch: usize) -> f64 {
+    let set = unet::shapes(batch, 0);
+    let shape = (batch, Const::<1>, unet::SIZE, unet::SIZE);
+    let (images, masks) = (
+        dev.tensor_from_vec(set.images, shape),
+        dev.tensor_from_vec(set.masks, shape),
+    );
+    let net = UNet::new(dev);
+    let adam = Adam::new(
+        &net,
+        AdamConfig {
+            lr: 3e-3,
+            ..Default::default()
+        },
+    );
+    time_step(
+        net,
+        |n| n,
+        adam,
+        |net, grads| {
+            let logits = net.segment(images.clone().traced(grads), true);
+            binary_cross_entropy_with_logits_loss(logits, masks.clone())
+        },
+    )
 }
 
 /// One Adam step of notebook 05's character language model on a fixed batch of windows.
 fn time_char_lm_step() -> f64 {
-    let mut model = CharLm::new(0);
-    let mut adam = attention::adam(&model.net, 3e-3);
+    let model = CharLm::new(0);
+    let adam = attention::adam(&model.net, 3e-3);
     let tokens: Vec<usize> = (0..lm::BATCH * (lm::CONTEXT + 1))
         .map(|i| i * 7 % lm::CHARS)
         .collect();
@@ -279,15 +394,75 @@ fn time_char_lm_step() -> f64 {
         .chunks(lm::CONTEXT + 1)
         .flat_map(|w| w.windows(2).map(|p| (p[0], Some(p[1]))))
         .unzip();
-    let mut kept = Some(model.net.alloc_grads());
+    time_step(
+        model,
+        |m| &mut m.net,
+        adam,
+        |model, grads| {
+            let x = attention::ids(&inputs, lm::BATCH, lm::CONTEXT).unwrap();
+            let logits = model.forward(x.traced(grads)).unwrap();
+            attention::masked_cross_entropy(logits, &targets).unwrap()
+        },
+    )
+}
+
+/// One Adam step (learning rate 3e-3) of notebook 05's tagger as §5 trains it, the tagger
+/// the notebook trains longest: `DEPTH` pre-norm blocks of 4 heads, learned positions, the
+/// full layout, on `batch` strings of `len` digits of the two-look-ups task.
+fn time_tagger_step(batch: usize, len: usize) -> f64 {
+    let model = Tagger::<4, { tagger::DEPTH }>::new(Positions::Learned, Layout::FULL, 0);
+    let adam = attention::adam(&model.net, 3e-3);
+    let task = Task::TwoLookups.batch(batch, len, &mut StdRng::seed_from_u64(0));
+    time_step(
+        model,
+        |m| &mut m.net,
+        adam,
+        |model, grads| {
+            let x = attention::ids(&task.inputs, batch, len).unwrap();
+            let (logits, _) = model.forward(x.traced(grads)).unwrap();
+            attention::masked_cross_entropy(logits, &task.targets).unwrap()
+        },
+    )
+}
+
+/// One Adam step (learning rate 3e-3) of notebook 05 §6's encoder-decoder on `batch` digit
+/// strings and their reversals, with teacher forcing, as `train_reversal` trains it.
+fn time_seq2seq_step(batch: usize) -> f64 {
+    let model = Seq2Seq::new(0);
+    let adam = attention::adam(&model.net, 3e-3);
+    let (sources, targets) = reversals(batch, seq2seq::LEN, &mut StdRng::seed_from_u64(0));
+    time_step(
+        model,
+        |m| &mut m.net,
+        adam,
+        |model, grads| model.loss(&sources, &targets, grads).unwrap(),
+    )
+}
+
+/// A training step's loss, on the tape it was given.
+type Loss = Tensor<Rank0, f32, Cpu, OwnedTape<f32, Cpu>>;
+
+/// One training step of `model`, timed: `loss` runs the forward pass on the gradients it is
+/// handed (as the tape), then the step backpropagates and `optimizer` updates the weights
+/// `weights(model)` (the model itself, or the weights inside a model that also holds its
+/// settings). The gradients' buffers go from one step to the next, as in the crate's
+/// training loops, so no step allocates them afresh.
+fn time_step<M, N, O>(
+    mut model: M,
+    weights: impl Fn(&mut M) -> &mut N,
+    mut optimizer: O,
+    mut loss: impl FnMut(&mut M, Gradients<f32, Cpu>) -> Loss,
+) -> f64
+where
+    N: TensorCollection<f32, Cpu>,
+    O: Optimizer<N, Cpu, f32>,
+{
+    let mut kept = Some(weights(&mut model).alloc_grads());
     median_ms(|| {
         let grads = kept.take().expect("returned by the previous step");
-        let x = attention::ids(&inputs, lm::BATCH, lm::CONTEXT).unwrap();
-        let logits = model.forward(x.traced(grads)).unwrap();
-        let loss = attention::masked_cross_entropy(logits, &targets).unwrap();
-        let mut grads = loss.backward();
-        attention::update(&mut adam, &mut model.net, &grads).unwrap();
-        model.net.zero_grads(&mut grads);
+        let mut grads = loss(&mut model, grads).backward();
+        optimizer.update(weights(&mut model), &grads).unwrap();
+        weights(&mut model).zero_grads(&mut grads);
         kept = Some(grads);
     })
 }

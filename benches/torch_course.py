@@ -65,53 +65,226 @@ def mini_alexnet():
     )
 
 
-class CharLm(nn.Module):
-    """mustknow::attention::lm::CharLm (notebook 05): token and learned position
-    embeddings, pre-norm blocks with causal self-attention, a final norm and a linear head."""
+def conv_bn_relu(channels_in, channels_out):
+    """A 3×3 convolution that keeps the size, without bias, batch norm, ReLU: the crate's
+    `(Conv2D<I, O, 3, 1, 1>, BatchNorm2D<O>, ReLU)`."""
+    return [nn.Conv2d(channels_in, channels_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels_out), nn.ReLU()]
 
-    def __init__(self, chars, context, dim=64, heads=4, ff=128, layers=2):
+
+def deep_net(body):
+    """mustknow::convnets::resnet::DeepNet<Body> (notebook 04 §3): 14×14 images, a stem
+    convolution to 8 channels, the `body` modules, a linear classifier."""
+    return nn.Sequential(nn.Unflatten(1, (1, 14, 14)), *conv_bn_relu(1, 8), *body, nn.Flatten(),
+                         nn.Linear(8 * 14 * 14, 10))
+
+
+def plain_net(layers=16):
+    """mustknow::convnets::PlainNet<DEEP>, DEEP = 16: `layers` PlainLayers in its body."""
+    return deep_net([m for _ in range(layers) for m in conv_bn_relu(8, 8)])
+
+
+class ResidualBlock(nn.Module):
+    """mustknow::convnets::resnet::ResidualBlock: relu(x + bn(conv(relu(bn(conv(x))))))."""
+
+    def __init__(self, channels=8):
         super().__init__()
-        self.tokens = nn.Embedding(chars, dim)
-        self.positions = nn.Embedding(context, dim)
-        block = nn.TransformerEncoderLayer(dim, heads, ff, dropout=0.0, batch_first=True,
-                                           norm_first=True)
+        self.f = nn.Sequential(*conv_bn_relu(channels, channels),
+                               *conv_bn_relu(channels, channels)[:2])
+
+    def forward(self, x):
+        return F.relu(x + self.f(x))
+
+
+def resnet(blocks=8):
+    """mustknow::convnets::ResNet<{DEEP / 2}>: `blocks` ResidualBlocks in its body."""
+    return deep_net([ResidualBlock() for _ in range(blocks)])
+
+
+def norm_net(norm):
+    """mustknow::convnets::NormNet<N> (notebook 04 §4): three 3×3 convolutions of 16
+    channels without bias, each followed by `norm(16)`, ReLU and (the first two) 2×2 max
+    pooling, then a linear classifier. BatchNorm2d is the crate's BatchNorm2D; GroupNorm(1, C)
+    its LayerNorm2D (statistics over C×h×w, a scale and shift per channel)."""
+    def stage(channels_in):
+        return [nn.Conv2d(channels_in, 16, 3, padding=1, bias=False), norm(16), nn.ReLU()]
+
+    return nn.Sequential(nn.Unflatten(1, (1, 14, 14)), *stage(1), nn.MaxPool2d(2),
+                         *stage(16), nn.MaxPool2d(2), *stage(16), nn.Flatten(),
+                         nn.Linear(16 * 3 * 3, 10))
+
+
+def layer_norm_2d(channels):
+    """mustknow::nn::LayerNorm2D<C>."""
+    return nn.GroupNorm(1, channels)
+
+
+class UNet(nn.Module):
+    """mustknow::convnets::UNet (notebook 04 §5) with its skip connections: 3×3 convolutions
+    with bias and ReLU (8, 16, 32 channels down, with 2×2 max pooling; 16, 8 up), 2×2
+    transposed convolutions with stride 2 growing the features, the decoder's features and
+    the encoder's concatenated in that order, and a 1×1 convolution to one logit per pixel."""
+
+    def __init__(self):
+        super().__init__()
+
+        def conv(channels_in, channels_out):
+            return nn.Sequential(nn.Conv2d(channels_in, channels_out, 3, padding=1), nn.ReLU())
+
+        def up(channels_in, channels_out):
+            return nn.Sequential(nn.ConvTranspose2d(channels_in, channels_out, 2, stride=2),
+                                 nn.ReLU())
+
+        self.enc1 = conv(1, 8)
+        self.enc2 = nn.Sequential(nn.MaxPool2d(2), conv(8, 16))
+        self.bottom = nn.Sequential(nn.MaxPool2d(2), conv(16, 32))
+        self.up2, self.dec2 = up(32, 16), conv(32, 16)
+        self.up1, self.dec1 = up(16, 8), conv(16, 8)
+        self.head = nn.Conv2d(8, 1, 1)
+
+    def forward(self, x):
+        e1 = self.enc1(x)
+        e2 = self.enc2(e1)
+        d2 = self.dec2(torch.cat([self.up2(self.bottom(e2)), e2], 1))
+        d1 = self.dec1(torch.cat([self.up1(d2), e1], 1))
+        return self.head(d1)
+
+
+def unet_step(batch, size):
+    """One Adam step (learning rate 3e-3) of the U-Net on `batch` images and 0/1 masks, with
+    the per-pixel binary cross-entropy of its logits."""
+    model = UNet()
+    images = torch.rand(batch, 1, size, size)
+    masks = (torch.rand(batch, 1, size, size) < 0.2).float()
+    return time_step(adam(model, 3e-3),
+                     lambda: F.binary_cross_entropy_with_logits(model(images), masks))
+
+
+def pre_norm_block(dim, heads, ff):
+    """mustknow::attention::blocks::Block in Layout::FULL: x + attention(norm(x)), then
+    x + ff(norm(x)) with a ReLU feed-forward, no dropout."""
+    return nn.TransformerEncoderLayer(dim, heads, ff, dropout=0.0, batch_first=True,
+                                      norm_first=True)
+
+
+class Encoder(nn.Module):
+    """mustknow::attention::lm::CharLm (causal) and attention::tagger::Tagger with learned
+    positions and Layout::FULL (notebook 05): token and learned position embeddings (a table
+    of `table` rows), pre-norm blocks of self-attention, a final norm and a linear head."""
+
+    def __init__(self, vocab, table, dim, heads, ff, layers, causal):
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, dim)
+        self.positions = nn.Embedding(table, dim)
+        block = pre_norm_block(dim, heads, ff)
         self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, chars)
+        self.head = nn.Linear(dim, vocab)
+        self.causal = causal
 
     def forward(self, x):
         n = x.shape[1]
         h = self.tokens(x) + self.positions(torch.arange(n))
-        mask = nn.Transformer.generate_square_subsequent_mask(n)
-        return self.head(self.norm(self.blocks(h, mask=mask, is_causal=True)))
+        mask = nn.Transformer.generate_square_subsequent_mask(n) if self.causal else None
+        return self.head(self.norm(self.blocks(h, mask=mask, is_causal=self.causal)))
+
+
+def sinusoidal(n, dim):
+    """mustknow::attention::positions::sinusoidal: PE(p, 2i) = sin(p / 10000^(2i/dim)),
+    PE(p, 2i+1) = cos of the same, (n, dim)."""
+    pair = (torch.arange(dim) // 2 * 2).double()
+    angle = torch.arange(n).double()[:, None] / 10000 ** (pair / dim)
+    return torch.where(torch.arange(dim) % 2 == 0, angle.sin(), angle.cos()).float()
+
+
+class Seq2Seq(nn.Module):
+    """mustknow::attention::seq2seq::Seq2Seq (notebook 05 §6): source and target embeddings
+    plus sinusoidal positions; one pre-norm encoder block and a norm; one pre-norm decoder
+    block (causal self-attention, cross-attention to the encoder's output, feed-forward) and
+    a norm; a linear head."""
+
+    def __init__(self, vocab, dim=64, heads=4, ff=128):
+        super().__init__()
+        self.source = nn.Embedding(vocab, dim)
+        self.target = nn.Embedding(vocab, dim)
+        self.encoder = pre_norm_block(dim, heads, ff)
+        self.encoder_norm = nn.LayerNorm(dim)
+        self.decoder = nn.TransformerDecoderLayer(dim, heads, ff, dropout=0.0, batch_first=True,
+                                                  norm_first=True)
+        self.decoder_norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab)
+        self.dim = dim
+
+    def forward(self, source, prefix):
+        s, t = source.shape[1], prefix.shape[1]
+        memory = self.encoder_norm(self.encoder(self.source(source) + sinusoidal(s, self.dim)))
+        mask = nn.Transformer.generate_square_subsequent_mask(t)
+        y = self.decoder(self.target(prefix) + sinusoidal(t, self.dim), memory, tgt_mask=mask,
+                         tgt_is_causal=True)
+        return self.head(self.decoder_norm(y))
+
+
+def sequence_loss(logits, targets):
+    """attention::masked_cross_entropy with a target at every position: the mean
+    cross-entropy over all of them."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
 def char_lm_step(batch, context, chars):
-    model = CharLm(chars, context)
-    adam = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model = Encoder(chars, context, dim=64, heads=4, ff=128, layers=2, causal=True)
     windows = (torch.arange(batch * (context + 1)) * 7 % chars).reshape(batch, context + 1)
     inputs, targets = windows[:, :-1], windows[:, 1:]
-
-    def step():
-        loss = F.cross_entropy(model(inputs).reshape(-1, chars), targets.reshape(-1))
-        adam.zero_grad()
-        loss.backward()
-        adam.step()
-
-    return median_ms(step)
+    return time_step(adam(model, 3e-3), lambda: sequence_loss(model(inputs), targets))
 
 
-def training_step(model, batch, features):
-    """One Adam step of `model` on a fixed batch, timed as the crate times its own."""
-    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+def tagger_step(batch, length, vocab):
+    """One Adam step (learning rate 3e-3) of notebook 05 §5's tagger, Tagger<4, DEPTH> with
+    DEPTH = 6 (DIM 32, FF 64, MAX_POS 32), on a batch of the two-look-ups task: the label at
+    i is whether x[i-1] > x[i-3]."""
+    model = Encoder(vocab, 32, dim=32, heads=4, ff=64, layers=6, causal=False)
+    inputs = torch.randint(10, (batch, length))
+    targets = (inputs.roll(1, 1) > inputs.roll(3, 1)).long()
+    return time_step(adam(model, 3e-3), lambda: sequence_loss(model(inputs), targets))
+
+
+def seq2seq_step(batch, length, vocab, bos=10):
+    """One Adam step (learning rate 3e-3) of the encoder-decoder on `batch` digit strings and
+    their reversals, with teacher forcing: the decoder reads `bos` (tasks::BOS) and the
+    target shifted right."""
+    model = Seq2Seq(vocab)
+    sources = torch.randint(10, (batch, length))
+    targets = sources.flip(1)
+    prefix = torch.cat([torch.full((batch, 1), bos), targets[:, :-1]], 1)
+    return time_step(adam(model, 3e-3), lambda: sequence_loss(model(sources, prefix), targets))
+
+
+def adam(model, lr=1e-3):
+    """Adam at dfdx's default learning rate unless told."""
+    return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def sgd(model):
+    """SGD with momentum 0.9 at learning rate 0.05, as notebook 04 trains its deep stacks (§3)
+    and its normalised nets (§4). dfdx's classic momentum is PyTorch's (no dampening)."""
+    return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+
+def training_step(model, batch, features, optimizer=adam):
+    """One step of `optimizer(model)` on a fixed batch of `features` and 10 classes, with
+    cross-entropy, as the crate times its own."""
     images = torch.rand(batch, features)
     labels = torch.arange(batch) % 10
+    return time_step(optimizer(model), lambda: F.cross_entropy(model(images), labels))
+
+
+def time_step(optimizer, loss):
+    """One training step, timed: `loss()` runs the forward pass, then backward and the update."""
 
     def step():
-        loss = F.cross_entropy(model(images), labels)
-        adam.zero_grad()
-        loss.backward()
-        adam.step()
+        value = loss()
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
 
     return median_ms(step)
 
@@ -140,6 +313,20 @@ def time_case(c):
         return training_step(mnist_mlp(256), c["batch"], 784)
     if op == "lenet_300_100_step":
         return training_step(lenet_300_100(), c["batch"], 784)
+    if op == "plain_net_step":
+        return training_step(plain_net(), c["batch"], 196, sgd)
+    if op == "resnet_step":
+        return training_step(resnet(), c["batch"], 196, sgd)
+    if op == "batch_norm_net_step":
+        return training_step(norm_net(nn.BatchNorm2d), c["batch"], 196, sgd)
+    if op == "layer_norm_net_step":
+        return training_step(norm_net(layer_norm_2d), c["batch"], 196, sgd)
+    if op == "unet_step":
+        return unet_step(c["batch"], c["size"])
+    if op == "tagger_step":
+        return tagger_step(c["batch"], c["size"], c["out"])
+    if op == "seq2seq_step":
+        return seq2seq_step(c["batch"], c["size"], c["out"])
     raise ValueError(f"no such op {op}")
 
 

@@ -108,8 +108,10 @@ impl Seq2Seq {
     }
 
     /// Teacher forcing: the decoder reads `BOS` and the true target shifted right, and
-    /// learns the next token at every position at once.
-    fn loss(
+    /// learns the next token at every position at once. The loss of one training step of
+    /// [`train_reversal`], on the tape of `grads`; public so that the benchmarks can time
+    /// that step.
+    pub fn loss(
         &self,
         sources: &[usize],
         targets: &[usize],
