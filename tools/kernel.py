@@ -9,7 +9,10 @@ crate compiled, and kernels open at the same time get different folders. A build
 already chosen (EVCXR_TMPDIR, as the headless runner sets) is kept.
 
 It also turns off Cargo's debug assertions and overflow checks, which evcxr's build profile
-turns on and which made training cells 2 to 4 times slower than a release build.
+turns on and which made training cells 2 to 4 times slower than a release build; and it
+puts the crate's Cargo.lock in the build folder, so that notebooks build the dependency
+versions `cargo test` checked (and dfdx's gemm patched by .cargo/config.toml) rather than
+whatever evcxr resolved when the folder was new.
 
 `python tools/kernel.py --install KERNEL_JSON` points an installed kernel spec at this
 launcher (`make setup` does it); Jupyter then runs `python tools/kernel.py EVCXR ARGS...`.
@@ -17,6 +20,7 @@ launcher (`make setup` does it); Jupyter then runs `python tools/kernel.py EVCXR
 import fcntl
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -52,9 +56,16 @@ def launch(command):
     if "EVCXR_TMPDIR" not in os.environ:
         folder = claim_build_folder()
         if folder is not None:
-            folder.mkdir(exist_ok=True)
             os.environ["EVCXR_TMPDIR"] = str(folder)
+    if "EVCXR_TMPDIR" in os.environ:
+        pin_dependencies(Path(os.environ["EVCXR_TMPDIR"]))
     os.execvp(command[0], command)
+
+
+def pin_dependencies(folder):
+    """The crate's Cargo.lock in evcxr's build folder: cargo keeps its versions."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / "Cargo.lock", folder / "Cargo.lock")
 
 
 def install(spec_path):
