@@ -21,45 +21,65 @@ impl Channels {
         self.channels * self.pixels
     }
 
-    /// Per channel `c`, the sums of `term(c, a[i], b[i])` over every image and pixel of
-    /// channel `c`; `a` and `b` are two buffers of the same layout (pass one twice for a
-    /// term of one). Images are summed in parallel and their sums added in order, so the
-    /// result does not depend on the number of threads.
+    /// For each image `n` and channel `c`, the sums of `term(n, c, a[i], b[i])` over the
+    /// pixels of channel `c` of image `n`; `a` and `b` are two buffers of this layout (pass
+    /// one twice for a term of one). Images are summed in parallel.
+    pub(crate) fn image_sums<const N: usize>(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        term: impl Fn(usize, usize, f32, f32) -> [f32; N] + Sync,
+    ) -> Vec<Vec<[f64; N]>> {
+        assert_eq!(a.len(), b.len(), "two buffers of one layout");
+        a.par_chunks(self.image_len())
+            .zip(b.par_chunks(self.image_len()))
+            .enumerate()
+            .map(|(n, (a, b))| {
+                let planes = a.chunks(self.pixels).zip(b.chunks(self.pixels));
+                planes
+                    .enumerate()
+                    .map(|(c, (a, b))| plane_sum(a, b, |x, y| term(n, c, x, y)))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Per image, [`Channels::image_sums`] added over its channels.
+    pub(crate) fn example_sums<const N: usize>(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        term: impl Fn(usize, usize, f32, f32) -> [f32; N] + Sync,
+    ) -> Vec<[f64; N]> {
+        let images = self.image_sums(a, b, term);
+        images.iter().map(|channels| add_all(channels)).collect()
+    }
+
+    /// Per channel, [`Channels::image_sums`] added over the images, in order, so the result
+    /// does not depend on the number of threads.
     pub(crate) fn sums<const N: usize>(
         &self,
         a: &[f32],
         b: &[f32],
-        term: impl Fn(usize, f32, f32) -> [f32; N] + Sync,
+        term: impl Fn(usize, usize, f32, f32) -> [f32; N] + Sync,
     ) -> Vec<[f64; N]> {
-        assert_eq!(a.len(), b.len(), "two buffers of one layout");
-        let per_image: Vec<Vec<[f64; N]>> = a
-            .par_chunks(self.image_len())
-            .zip(b.par_chunks(self.image_len()))
-            .map(|(a, b)| {
-                let planes = a.chunks(self.pixels).zip(b.chunks(self.pixels));
-                planes
-                    .enumerate()
-                    .map(|(c, (a, b))| plane_sum(a, b, |x, y| term(c, x, y)))
-                    .collect()
-            })
-            .collect();
         let mut total = vec![[0.0; N]; self.channels];
-        for image in per_image {
+        for image in self.image_sums(a, b, term) {
             for (t, s) in total.iter_mut().zip(image) {
-                t.iter_mut().zip(s).for_each(|(t, s)| *t += s);
+                *t = add_all(&[*t, s]);
             }
         }
         total
     }
 
-    /// `out[i] += f(c, a[i], b[i])` for every value, `c` its channel; all three buffers in
-    /// this layout.
+    /// `out[i] += f(n, c, a[i], b[i])` for every value, `n` its image and `c` its channel;
+    /// all three buffers in this layout.
     pub(crate) fn add_map(
         &self,
         a: &[f32],
         b: &[f32],
         out: &mut [f32],
-        f: impl Fn(usize, f32, f32) -> f32 + Sync,
+        f: impl Fn(usize, usize, f32, f32) -> f32 + Sync,
     ) {
         assert!(
             a.len() == out.len() && b.len() == out.len(),
@@ -68,15 +88,24 @@ impl Channels {
         let len = self.image_len();
         out.par_chunks_mut(len)
             .zip(a.par_chunks(len).zip(b.par_chunks(len)))
-            .for_each(|(out, (a, b))| {
+            .enumerate()
+            .for_each(|(n, (out, (a, b)))| {
                 let planes = out.chunks_mut(self.pixels).zip(a.chunks(self.pixels));
                 for (c, ((out, a), b)) in planes.zip(b.chunks(self.pixels)).enumerate() {
                     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                        *o += f(c, x, y);
+                        *o += f(n, c, x, y);
                     }
                 }
             });
     }
+}
+
+fn add_all<const N: usize>(sums: &[[f64; N]]) -> [f64; N] {
+    let mut total = [0.0; N];
+    for s in sums {
+        total.iter_mut().zip(s).for_each(|(t, s)| *t += s);
+    }
+    total
 }
 
 /// The sums of `term(a[i], b[i])` over one plane, in `LANES` running sums.
@@ -116,7 +145,7 @@ mod tests {
         };
         let x: Vec<f32> = (0..66).map(|i| (i as f32 * 0.7).sin()).collect();
         let channel = |i: usize| (i / 11) % 2;
-        let sums = layout.sums(&x, &x, |_, v, _| [v, v * v]);
+        let sums = layout.sums(&x, &x, |_, _, v, _| [v, v * v]);
         for c in 0..2 {
             let of_c = x.iter().enumerate().filter(|(i, _)| channel(*i) == c);
             let (s, s2) = of_c.fold((0.0, 0.0), |(s, s2), (_, &v)| (s + v, s2 + v * v));
@@ -124,9 +153,11 @@ mod tests {
             assert!((sums[c][1] - s2 as f64).abs() < 1e-5, "{sums:?}");
         }
         let mut out = vec![1.0; 66];
-        layout.add_map(&x, &x, &mut out, |c, v, w| c as f32 * 10.0 + v * w);
+        layout.add_map(&x, &x, &mut out, |n, c, v, w| {
+            (n * 100 + c * 10) as f32 + v * w
+        });
         for (i, o) in out.iter().enumerate() {
-            let expected = 1.0 + channel(i) as f32 * 10.0 + x[i] * x[i];
+            let expected = 1.0 + ((i / 22) * 100 + channel(i) * 10) as f32 + x[i] * x[i];
             assert!((o - expected).abs() < 1e-6);
         }
     }

@@ -1,8 +1,14 @@
 //! Layer normalisation for images (Ba, Kiros & Hinton, 2016): each example normalised over
 //! all its channels and pixels, so that, unlike batch normalisation, nothing depends on the
-//! other examples in the batch. Notebook 04 §4 sets it against batch normalisation.
+//! other examples in the batch. Notebook 04 §4 sets it against batch normalisation. One
+//! fused op, as batch norm is here; a test holds it against the same layer built from
+//! dfdx's ops.
 
+use super::channels::Channels;
+use super::conv2d::values;
+use super::tape::{output_buffer, record};
 use dfdx::prelude::*;
+use dfdx::tensor::CpuError;
 
 pub mod builder {
     /// Builds a [`super::LayerNorm2D`]; see there.
@@ -69,18 +75,64 @@ impl<const C: usize, E: Dtype, D: Device<E>> TensorCollection<E, D> for LayerNor
     }
 }
 
-impl<B: Dim, const C: usize, H: Dim, W: Dim, E: Dtype, D: Device<E>, T: Tape<E, D>>
-    Module<Tensor<(B, Const<C>, H, W), E, D, T>> for LayerNorm2D<C, E, D>
+impl<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu>>
+    Module<Tensor<(B, Const<C>, H, W), f32, Cpu, T>> for LayerNorm2D<C, f32, Cpu>
 {
-    type Output = Tensor<(B, Const<C>, H, W), E, D, T>;
-    type Error = D::Err;
+    type Output = Tensor<(B, Const<C>, H, W), f32, Cpu, T>;
+    type Error = CpuError;
 
-    fn try_forward(&self, x: Tensor<(B, Const<C>, H, W), E, D, T>) -> Result<Self::Output, D::Err> {
-        let shape = *x.shape();
-        // Mean and variance over axes 1, 2, 3 (C, h, w): one pair per example.
-        x.try_normalize::<Axes3<1, 2, 3>>(self.epsilon)?
-            .try_mul(self.gamma.retaped::<T>().try_broadcast_like(&shape)?)?
-            .try_add(self.beta.retaped::<T>().try_broadcast_like(&shape)?)
+    /// One op: two passes over each example forward, two backward.
+    fn try_forward(
+        &self,
+        x: Tensor<(B, Const<C>, H, W), f32, Cpu, T>,
+    ) -> Result<Self::Output, CpuError> {
+        let [_, _, h, w] = x.shape().concrete();
+        let layout = Channels {
+            channels: C,
+            pixels: h * w,
+        };
+        let (x, tape) = x.try_contiguous()?.split_tape();
+        let x_values = values(&x);
+        let n = (C * h * w) as f64;
+        let mean: Vec<f32> = layout
+            .example_sums(&x_values, &x_values, |_, _, v, _| [v])
+            .iter()
+            .map(|[s]| (s / n) as f32)
+            .collect();
+        let centred = |e: usize, v: f32| v - mean[e];
+        let inv_std: Vec<f32> = layout
+            .example_sums(&x_values, &x_values, |e, _, v, _| [centred(e, v).powi(2)])
+            .iter()
+            .map(|[s]| (1.0 / (s / n + self.epsilon).sqrt()) as f32)
+            .collect();
+        let (gamma, beta) = (values(&self.gamma), values(&self.beta));
+        let mut out = output_buffer(x.device(), x_values.len())?;
+        layout.add_map(&x_values, &x_values, &mut out, |e, c, v, _| {
+            centred(e, v) * inv_std[e] * gamma[c] + beta[c]
+        });
+        let params = [&self.gamma, &self.beta];
+        record(&x, params, tape, out, *x.shape(), move |g, gx, [gg, gb]| {
+            // With x̂ = (x − μ)/σ per example and y = γ·x̂ + β per channel: ∂L/∂β = Σ g,
+            // ∂L/∂γ = Σ g·x̂, and ∂L/∂x = (γg − mean(γg) − x̂·mean(γg·x̂))/σ, the means over
+            // the example, since its μ and σ depend on all of it.
+            let centred = |e: usize, v: f32| v - mean[e];
+            let sums = layout.image_sums(g, &x_values, |e, _, g, v| {
+                [g, g * centred(e, v) * inv_std[e]]
+            });
+            let mut means = vec![[0.0f64; 2]; sums.len()];
+            for (example, m) in sums.iter().zip(&mut means) {
+                for (c, [sum_g, sum_gx]) in example.iter().enumerate() {
+                    gb[c] += *sum_g as f32;
+                    gg[c] += *sum_gx as f32;
+                    m[0] += gamma[c] as f64 * sum_g / n;
+                    m[1] += gamma[c] as f64 * sum_gx / n;
+                }
+            }
+            layout.add_map(g, &x_values, gx, |e, c, g, v| {
+                let x_hat = centred(e, v) * inv_std[e];
+                (gamma[c] * g - means[e][0] as f32 - x_hat * means[e][1] as f32) * inv_std[e]
+            });
+        })
     }
 }
 
@@ -116,5 +168,51 @@ mod tests {
         let first = norm.forward(x.clone()).as_vec();
         assert!((first[0] - 2.0 * y[0]).abs() < 1e-5);
         assert!((first[20] - (y[20] + 5.0)).abs() < 1e-5);
+    }
+
+    /// The fused op against the same layer written with dfdx's ops: outputs and the
+    /// gradients of the input, γ and β.
+    #[test]
+    fn matches_the_layer_built_from_dfdx_ops() {
+        let dev = Cpu::seed_from_u64(0);
+        let mut norm = dev.build_module::<builder::LayerNorm2D<3>, f32>();
+        norm.gamma = dev.tensor([0.5, 2.0, -1.0]);
+        norm.beta = dev.tensor([0.1, 0.0, 3.0]);
+        let shape = (4, Const::<3>, 5, 6);
+        let x: Tensor<(usize, Const<3>, usize, usize), f32, _> =
+            dev.sample_normal_like(&shape) * 2.0 + 1.5;
+        let r: Tensor<(usize, Const<3>, usize, usize), f32, _> = dev.sample_normal_like(&shape);
+        let ours = norm.forward(x.leaky_trace());
+        let dfdx = x.leaky_trace().normalize::<Axes3<1, 2, 3>>(norm.epsilon)
+            * norm
+                .gamma
+                .retaped::<OwnedTape<f32, Cpu>>()
+                .broadcast_like(&shape)
+            + norm
+                .beta
+                .retaped::<OwnedTape<f32, Cpu>>()
+                .broadcast_like(&shape);
+        let close = |a: Vec<f32>, b: Vec<f32>, what: &str| {
+            for (a, b) in a.iter().zip(&b) {
+                assert!(
+                    (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                    "{what}: {a} against {b}"
+                );
+            }
+        };
+        close(ours.as_vec(), dfdx.as_vec(), "output");
+        let g = (ours * r.clone()).sum().backward();
+        let expected = (dfdx * r).sum().backward();
+        close(g.get(&x).as_vec(), expected.get(&x).as_vec(), "∂/∂x");
+        close(
+            g.get(&norm.gamma).as_vec(),
+            expected.get(&norm.gamma).as_vec(),
+            "∂/∂γ",
+        );
+        close(
+            g.get(&norm.beta).as_vec(),
+            expected.get(&norm.beta).as_vec(),
+            "∂/∂β",
+        );
     }
 }
