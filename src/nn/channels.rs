@@ -3,6 +3,7 @@
 //! from generic broadcasts and reductions, one pass over memory (and one buffer) per op;
 //! here each forward and backward pass is one or two fused passes.
 
+use super::chunks_per_task;
 use rayon::prelude::*;
 
 /// Independent partial sums per block, so the additions pipeline (and vectorise) instead of
@@ -33,6 +34,7 @@ impl Channels {
         assert_eq!(a.len(), b.len(), "two buffers of one layout");
         a.par_chunks(self.image_len())
             .zip(b.par_chunks(self.image_len()))
+            .with_min_len(chunks_per_task(self.image_len()))
             .enumerate()
             .map(|(n, (a, b))| {
                 let planes = a.chunks(self.pixels).zip(b.chunks(self.pixels));
@@ -88,6 +90,7 @@ impl Channels {
         let len = self.image_len();
         out.par_chunks_mut(len)
             .zip(a.par_chunks(len).zip(b.par_chunks(len)))
+            .with_min_len(chunks_per_task(len))
             .enumerate()
             .for_each(|(n, (out, (a, b)))| {
                 let planes = out.chunks_mut(self.pixels).zip(a.chunks(self.pixels));

@@ -3,6 +3,7 @@
 //! all, and the backward pass is two more products plus the adjoint of im2col.
 //! Taught in notebook 04 (convolutional networks).
 
+use super::chunks_per_task;
 use super::im2col::{Plane, Window};
 use super::matmul::{matmul, Mat};
 use super::tape::{output_buffer, record};
@@ -116,6 +117,7 @@ impl Conv {
         let (positions, threads) = (self.plane.positions(), self.threads_per_product());
         out.par_chunks_mut(self.out_len())
             .zip(x.par_chunks(self.in_len()))
+            .with_min_len(chunks_per_task(self.out_len()))
             .for_each(|(out, x)| {
                 with_scratch(self.plane.patch_len() * positions, |cols| {
                     let groups = out.chunks_exact_mut(self.out_per_group * positions);
@@ -176,6 +178,7 @@ impl Conv {
         grad_x
             .par_chunks_mut(self.in_len())
             .zip(grad_out.par_chunks(self.out_len()))
+            .with_min_len(chunks_per_task(self.out_len()))
             .for_each(|(grad_x, grad_out)| {
                 with_scratch(patch * positions, |cols| {
                     let groups = grad_x

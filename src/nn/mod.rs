@@ -45,6 +45,16 @@ pub use pool2d::{pool2d, AvgPool2D, MaxPool2D, Pool};
 pub use reshape::{Flatten2D, Unflatten2D};
 pub use upsample::Upsample2D;
 
+/// The fewest values one rayon task of a pass over memory takes (PyTorch's grain is the
+/// same): on smaller tasks, waking the other threads costs more than sharing saves, and the
+/// course's small nets (8 channels of 14×14) would pay it on every op.
+const GRAIN: usize = 32_768;
+
+/// Chunks of `len` values per task, so that each task has at least [`GRAIN`] values.
+fn chunks_per_task(len: usize) -> usize {
+    GRAIN.div_ceil(len.max(1))
+}
+
 /// A batch of `C`-channel images whose height and width are known at run time: what
 /// convolution and pooling return.
 pub type Images<B, C, T> = dfdx::tensor::Tensor<(B, C, usize, usize), f32, dfdx::tensor::Cpu, T>;

@@ -2,6 +2,7 @@
 //! Max pooling keeps the strongest response (and passes the gradient back to it alone);
 //! average pooling spreads the gradient evenly. Taught in notebook 04.
 
+use super::chunks_per_task;
 use super::conv2d::{layer_result, too_small, values, ConvSpec};
 use super::im2col::Plane;
 use super::tape::{output_buffer, record};
@@ -68,6 +69,7 @@ fn pool_forward(x: &[f32], plane: &Plane, kind: Pool, out: &mut [f32]) -> Vec<us
             out.par_chunks_mut(positions)
                 .zip(taken.par_chunks_mut(positions))
                 .zip(channels)
+                .with_min_len(chunks_per_task(image))
                 .for_each(|((out, taken), (p, x))| {
                     for_each_window(plane, |position, rows, columns| {
                         let mut best = rows.start * plane.width + columns.start;
@@ -90,6 +92,7 @@ fn pool_forward(x: &[f32], plane: &Plane, kind: Pool, out: &mut [f32]) -> Vec<us
             let area = (plane.window.kernel * plane.window.kernel) as f32;
             out.par_chunks_mut(positions)
                 .zip(channels)
+                .with_min_len(chunks_per_task(image))
                 .for_each(|(out, (_, x))| {
                     for_each_window(plane, |position, rows, columns| {
                         let sum: f32 = rows
@@ -110,6 +113,7 @@ fn pool_backward(g: &[f32], gx: &mut [f32], plane: &Plane, kind: Pool, taken: &[
             let area = (plane.window.kernel * plane.window.kernel) as f32;
             gx.par_chunks_mut(plane.image_len())
                 .zip(g.par_chunks(plane.positions()))
+                .with_min_len(chunks_per_task(plane.image_len()))
                 .for_each(|(gx, g)| {
                     for_each_window(plane, |position, rows, columns| {
                         for y in rows {
