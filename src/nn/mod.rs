@@ -30,14 +30,15 @@ mod conv2d;
 mod conv_transpose2d;
 mod im2col;
 mod layer_norm2d;
-mod matmul;
+pub(crate) mod matmul;
 mod pool2d;
 mod reshape;
-mod tape;
+pub(crate) mod tape;
 mod upsample;
 
 pub use batch_norm2d::BatchNorm2D;
 pub use bias2d::Bias2D;
+pub(crate) use conv2d::values;
 pub use conv2d::{conv2d, Conv2D, ConvSpec};
 pub use conv_transpose2d::{conv_transpose2d, ConvTranspose2D};
 pub use layer_norm2d::LayerNorm2D;
@@ -51,7 +52,7 @@ pub use upsample::Upsample2D;
 const GRAIN: usize = 32_768;
 
 /// Chunks of `len` values per task, so that each task has at least [`GRAIN`] values.
-fn chunks_per_task(len: usize) -> usize {
+pub(crate) fn chunks_per_task(len: usize) -> usize {
     GRAIN.div_ceil(len.max(1))
 }
 
