@@ -6,9 +6,10 @@
 
 use super::heads::{multi_head, self_attention};
 use super::{Heads, Mask, Seqs};
+use crate::nn::LayerNorm1D;
 use crate::Error;
 use dfdx::nn::builders as builder;
-use dfdx::nn::modules::{LayerNorm1D, Linear, MultiHeadAttention, TransformerEncoderBlock};
+use dfdx::nn::modules::{Linear, MultiHeadAttention, TransformerEncoderBlock};
 use dfdx::prelude::*;
 use num_traits::Float;
 use rand_distr::uniform::SampleUniform;
@@ -101,10 +102,10 @@ impl<const M: usize, const H: usize, const F: usize> Block<M, H, F, f32, Cpu> {
     pub fn new(dev: &Cpu) -> Self {
         Block {
             attn: dev.build_module::<builder::MultiHeadAttention<M, H>, f32>(),
-            norm1: dev.build_module::<builder::LayerNorm1D<M>, f32>(),
+            norm1: dev.build_module::<crate::nn::builders::LayerNorm1D<M>, f32>(),
             ff1: dev.build_module::<builder::Linear<M, F>, f32>(),
             ff2: dev.build_module::<builder::Linear<F, M>, f32>(),
-            norm2: dev.build_module::<builder::LayerNorm1D<M>, f32>(),
+            norm2: dev.build_module::<crate::nn::builders::LayerNorm1D<M>, f32>(),
         }
     }
 
@@ -149,10 +150,10 @@ impl<const M: usize, const H: usize, const F: usize> Block<M, H, F, f32, Cpu> {
     pub fn from_dfdx(b: &TransformerEncoderBlock<M, H, F, f32, Cpu>) -> Self {
         Block {
             attn: b.self_attn.clone(),
-            norm1: b.norm1.clone(),
+            norm1: LayerNorm1D::from_dfdx(&b.norm1),
             ff1: b.ff.0 .0.clone(),
             ff2: b.ff.0 .2.clone(),
-            norm2: b.norm2.clone(),
+            norm2: LayerNorm1D::from_dfdx(&b.norm2),
         }
     }
 }
@@ -162,7 +163,7 @@ impl<const M: usize, const H: usize, const F: usize> DecoderBlock<M, H, F, f32, 
         DecoderBlock {
             block: Block::new(dev),
             cross: dev.build_module::<builder::MultiHeadAttention<M, H>, f32>(),
-            norm_cross: dev.build_module::<builder::LayerNorm1D<M>, f32>(),
+            norm_cross: dev.build_module::<crate::nn::builders::LayerNorm1D<M>, f32>(),
         }
     }
 

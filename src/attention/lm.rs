@@ -8,9 +8,10 @@ use super::scaled::causal_mask;
 use super::tagger::Curve;
 use super::{adam, check_finite, ids, masked_cross_entropy, update, warmup_cosine, Ids, Logits};
 use crate::data::CharCorpus;
+use crate::nn::LayerNorm1D;
 use crate::Error;
 use dfdx::nn::builders as builder;
-use dfdx::nn::modules::{Embedding, LayerNorm1D, Linear};
+use dfdx::nn::modules::{Embedding, Linear};
 use dfdx::prelude::*;
 use num_traits::Float;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -124,7 +125,7 @@ impl CharLm {
                 tokens: dev.build_module::<builder::Embedding<CHARS, DIM>, f32>(),
                 positions: dev.build_module::<builder::Embedding<CONTEXT, DIM>, f32>(),
                 stack: Stack::new(&dev),
-                norm: dev.build_module::<builder::LayerNorm1D<DIM>, f32>(),
+                norm: dev.build_module::<crate::nn::builders::LayerNorm1D<DIM>, f32>(),
                 head: dev.build_module::<builder::Linear<DIM, CHARS>, f32>(),
             },
         }

@@ -12,9 +12,10 @@ use super::tasks::{reversals, BOS, VOCAB};
 use super::{
     adam, check_finite, ids, masked_cross_entropy, update, warmup_cosine, Heads, Ids, Logits, Seqs,
 };
+use crate::nn::LayerNorm1D;
 use crate::Error;
 use dfdx::nn::builders as builder;
-use dfdx::nn::modules::{Embedding, LayerNorm1D, Linear};
+use dfdx::nn::modules::{Embedding, Linear};
 use dfdx::prelude::*;
 use num_traits::Float;
 use rand::{rngs::StdRng, SeedableRng};
@@ -71,9 +72,9 @@ impl Seq2Seq {
                 source: dev.build_module::<builder::Embedding<VOCAB, DIM>, f32>(),
                 target: dev.build_module::<builder::Embedding<VOCAB, DIM>, f32>(),
                 encoder: Stack::new(&dev),
-                encoder_norm: dev.build_module::<builder::LayerNorm1D<DIM>, f32>(),
+                encoder_norm: dev.build_module::<crate::nn::builders::LayerNorm1D<DIM>, f32>(),
                 decoder: DecoderBlock::new(&dev),
-                decoder_norm: dev.build_module::<builder::LayerNorm1D<DIM>, f32>(),
+                decoder_norm: dev.build_module::<crate::nn::builders::LayerNorm1D<DIM>, f32>(),
                 head: dev.build_module::<builder::Linear<DIM, VOCAB>, f32>(),
             },
         }

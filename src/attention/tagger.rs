@@ -7,9 +7,10 @@ use super::tasks::{Batch, Task, VOCAB};
 use super::{
     adam, check_finite, ids, masked_cross_entropy, update, warmup_cosine, Heads, Ids, Logits, Seqs,
 };
+use crate::nn::LayerNorm1D;
 use crate::Error;
 use dfdx::nn::builders as builder;
-use dfdx::nn::modules::{Embedding, LayerNorm1D, Linear};
+use dfdx::nn::modules::{Embedding, Linear};
 use dfdx::prelude::*;
 use num_traits::Float;
 use rand::{rngs::StdRng, SeedableRng};
@@ -78,7 +79,7 @@ impl<const H: usize, const L: usize> Tagger<H, L> {
                 tokens: dev.build_module::<builder::Embedding<VOCAB, DIM>, f32>(),
                 table: dev.build_module::<builder::Embedding<MAX_POS, DIM>, f32>(),
                 stack: Stack::new(&dev),
-                norm: dev.build_module::<builder::LayerNorm1D<DIM>, f32>(),
+                norm: dev.build_module::<crate::nn::builders::LayerNorm1D<DIM>, f32>(),
                 head: dev.build_module::<builder::Linear<DIM, VOCAB>, f32>(),
             },
             positions,
