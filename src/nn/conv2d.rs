@@ -4,6 +4,7 @@
 //! Taught in notebook 04 (convolutional networks).
 
 use super::chunks_per_task;
+use super::direct::Correlation;
 use super::im2col::{Plane, Window};
 use super::matmul::{matmul, Mat};
 use super::tape::{output_buffer, record};
@@ -14,6 +15,7 @@ use dfdx::tensor::CpuError;
 use rand_distr::Uniform;
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::ops::Range;
 
 /// Stride, padding, dilation and groups of a convolution, named as in PyTorch's
 /// `nn.Conv2d`. The kernel size comes from the weight's shape.
@@ -112,21 +114,96 @@ impl Conv {
         }
     }
 
+    /// The direct path's correlations, for the forward pass and the input gradient, where
+    /// it applies: stride 1, no dilation, and a patch small enough that the im2col path's
+    /// matrix products would be too thin to pay for copying every pixel k² times.
+    fn direct(&self) -> Option<(Correlation, Correlation)> {
+        let (p, w) = (self.plane, self.plane.window);
+        let narrow = p.patch_len() <= DIRECT_MAX_PATCH
+            && p.channels.min(self.out_per_group) >= DIRECT_MIN_CHANNELS;
+        if w.stride != 1 || w.dilation != 1 || w.padding >= w.kernel || !narrow {
+            return None;
+        }
+        let forward = Correlation::new(p.channels, p.height, p.width, w.padding, w.kernel)?;
+        let back_pad = w.kernel - 1 - w.padding;
+        let backward = Correlation::new(self.out_per_group, p.out_h, p.out_w, back_pad, w.kernel)?;
+        Some((forward, backward))
+    }
+
+    /// Weight `(o, c, tap)` of group `g`, in PyTorch's `out × channels × k × k` layout.
+    fn weight(&self, w: &[f32], g: usize, o: usize, c: usize, tap: usize) -> f32 {
+        let taps = self.plane.window.kernel.pow(2);
+        w[((g * self.out_per_group + o) * self.plane.channels + c) * taps + tap]
+    }
+
     /// Adds the output, `batch × groups·out_per_group × positions`, to `out`.
     pub fn forward(&self, x: &[f32], w: &[f32], out: &mut [f32]) {
-        let (positions, threads) = (self.plane.positions(), self.threads_per_product());
-        out.par_chunks_mut(self.out_len())
-            .zip(x.par_chunks(self.in_len()))
-            .with_min_len(chunks_per_task(self.out_len()))
-            .for_each(|(out, x)| {
-                with_scratch(self.plane.patch_len() * positions, |cols| {
-                    let groups = out.chunks_exact_mut(self.out_per_group * positions);
-                    for (g, out) in groups.enumerate() {
-                        let patches = self.patches(x, g, cols);
-                        matmul(out, self.kernels(w, g), patches, true, threads);
-                    }
-                })
+        if let Some((direct, _)) = self.direct() {
+            let kernels: Vec<Vec<f32>> = (0..self.groups)
+                .map(|g| direct.pack(self.out_per_group, |o, c, t| self.weight(w, g, o, c, t)))
+                .collect();
+            let (image, outs) = (self.plane.image_len(), self.out_per_group);
+            return self.per_image(out, self.out_len(), x, self.in_len(), |out, x| {
+                correlate_groups(
+                    direct,
+                    &kernels,
+                    x,
+                    image,
+                    outs,
+                    out,
+                    outs * self.plane.positions(),
+                )
             });
+        }
+        let (positions, threads) = (self.plane.positions(), self.threads_per_product());
+        self.per_image(out, self.out_len(), x, self.in_len(), |out, x| {
+            with_scratch(self.plane.patch_len() * positions, |cols| {
+                let groups = out.chunks_exact_mut(self.out_per_group * positions);
+                for (g, out) in groups.enumerate() {
+                    let patches = self.patches(x, g, cols);
+                    matmul(out, self.kernels(w, g), patches, true, threads);
+                }
+            })
+        });
+    }
+
+    /// Runs `f(dst, src)` on each image's `dst_len` and `src_len` values, images shared out
+    /// among rayon's threads.
+    fn per_image(
+        &self,
+        dst: &mut [f32],
+        dst_len: usize,
+        src: &[f32],
+        src_len: usize,
+        f: impl Fn(&mut [f32], &[f32]) + Sync,
+    ) {
+        dst.par_chunks_mut(dst_len)
+            .zip(src.par_chunks(src_len))
+            .with_min_len(chunks_per_task(self.out_len()))
+            .for_each(|(dst, src)| f(dst, src));
+    }
+
+    /// Σ over images of `f(images, sum)`, each thread summing its share of the batch into
+    /// a buffer of its own, of `len` values; the buffers are added at the end.
+    fn sum_over_images(&self, len: usize, f: impl Fn(Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
+        let threads = rayon::current_num_threads().min(self.batch).max(1);
+        let per_thread = self.batch.div_ceil(threads);
+        let partials: Vec<Vec<f32>> = (0..threads)
+            .into_par_iter()
+            .map(|t| {
+                let mut sum = vec![0.0; len];
+                f(
+                    t * per_thread..((t + 1) * per_thread).min(self.batch),
+                    &mut sum,
+                );
+                sum
+            })
+            .collect();
+        let mut total = vec![0.0; len];
+        for partial in partials {
+            total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
+        }
+        total
     }
 
     /// Group `g`'s patches of image `x` (im2col into `cols`): `patch_len × positions`.
@@ -138,48 +215,84 @@ impl Conv {
 
     /// Adds ∂L/∂w = Σ over images of ∂L/∂out · patchesᵀ to `grad_w`. The patches are
     /// rebuilt from `x` image by image rather than kept from the forward pass: a cache-sized
-    /// buffer per thread instead of one the size of every patch of the batch. Each thread
-    /// sums its share of the batch into its own buffer; the buffers are added at the end.
+    /// buffer per thread instead of one the size of every patch of the batch.
     pub fn weight_grad(&self, x: &[f32], grad_out: &[f32], grad_w: &mut [f32]) {
         let (positions, patch) = (self.plane.positions(), self.plane.patch_len());
-        let threads = rayon::current_num_threads().min(self.batch).max(1);
-        let per_thread = self.batch.div_ceil(threads);
-        let partials: Vec<Vec<f32>> = (0..threads)
-            .into_par_iter()
-            .map(|t| {
-                let mut sum = vec![0.0; grad_w.len()];
-                let images = (t * per_thread..(t + 1) * per_thread).take_while(|&b| b < self.batch);
-                with_scratch(patch * positions, |cols| {
+        let image = |b: usize| &x[b * self.in_len()..][..self.in_len()];
+        let grad = |b: usize| &grad_out[b * self.out_len()..][..self.out_len()];
+        if let Some((direct, _)) = self.direct() {
+            let outs = self.out_per_group;
+            let packed = direct.grad_len(outs);
+            let sums = self.sum_over_images(self.groups * packed, |images, sums| {
+                with_scratch(direct.padded_len() + direct.wide_len(outs), |buffer| {
+                    let (padded, wide) = buffer.split_at_mut(direct.padded_len());
                     for b in images {
-                        let x = &x[b * self.in_len()..][..self.in_len()];
-                        let grad_out = &grad_out[b * self.out_len()..][..self.out_len()];
-                        let groups = sum
-                            .chunks_exact_mut(self.out_per_group * patch)
-                            .zip(grad_out.chunks_exact(self.out_per_group * positions));
-                        for (g, (sum, grad_out)) in groups.enumerate() {
-                            let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
-                            let patches = self.patches(x, g, cols).t();
-                            matmul(sum, grad_out, patches, true, self.threads_per_product());
+                        for (g, sums) in sums.chunks_exact_mut(packed).enumerate() {
+                            direct.pad(&image(b)[g * self.plane.image_len()..], padded);
+                            direct.widen(&grad(b)[g * outs * positions..], outs, wide);
+                            direct.weight_grad(padded, wide, sums);
                         }
                     }
+                })
+            });
+            for (g, sums) in sums.chunks_exact(packed).enumerate() {
+                direct.unpack_grad(outs, sums, |o, c, t, v| {
+                    let taps = self.plane.window.kernel.pow(2);
+                    grad_w[((g * outs + o) * self.plane.channels + c) * taps + t] += v;
                 });
-                sum
-            })
-            .collect();
-        for partial in partials {
-            grad_w.iter_mut().zip(partial).for_each(|(g, p)| *g += p);
+            }
+            return;
         }
+        let sum = self.sum_over_images(grad_w.len(), |images, sum| {
+            with_scratch(patch * positions, |cols| {
+                for b in images {
+                    let groups = sum
+                        .chunks_exact_mut(self.out_per_group * patch)
+                        .zip(grad(b).chunks_exact(self.out_per_group * positions));
+                    for (g, (sum, grad_out)) in groups.enumerate() {
+                        let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
+                        let patches = self.patches(image(b), g, cols).t();
+                        matmul(sum, grad_out, patches, true, self.threads_per_product());
+                    }
+                }
+            })
+        });
+        grad_w.iter_mut().zip(sum).for_each(|(g, s)| *g += s);
     }
 
     /// Adds ∂L/∂x to `grad_x`: each image's patch gradients kernelsᵀ · ∂L/∂out, folded back
-    /// onto the pixels they came from (col2im).
+    /// onto the pixels they came from (col2im). On the direct path: the correlation of the
+    /// padded ∂L/∂out with the kernels flipped, input and output channels swapped.
     pub fn input_grad(&self, w: &[f32], grad_out: &[f32], grad_x: &mut [f32]) {
         let (positions, patch) = (self.plane.positions(), self.plane.patch_len());
-        grad_x
-            .par_chunks_mut(self.in_len())
-            .zip(grad_out.par_chunks(self.out_len()))
-            .with_min_len(chunks_per_task(self.out_len()))
-            .for_each(|(grad_x, grad_out)| {
+        if let Some((_, direct)) = self.direct() {
+            let last = self.plane.window.kernel.pow(2) - 1;
+            let kernels: Vec<Vec<f32>> = (0..self.groups)
+                .map(|g| {
+                    direct.pack(self.plane.channels, |c, o, t| {
+                        self.weight(w, g, o, c, last - t)
+                    })
+                })
+                .collect();
+            let grads = self.out_per_group * positions;
+            return self.per_image(grad_x, self.in_len(), grad_out, self.out_len(), |gx, g| {
+                correlate_groups(
+                    direct,
+                    &kernels,
+                    g,
+                    grads,
+                    self.plane.channels,
+                    gx,
+                    self.plane.image_len(),
+                )
+            });
+        }
+        self.per_image(
+            grad_x,
+            self.in_len(),
+            grad_out,
+            self.out_len(),
+            |grad_x, grad_out| {
                 with_scratch(patch * positions, |cols| {
                     let groups = grad_x
                         .chunks_exact_mut(self.plane.image_len())
@@ -191,8 +304,42 @@ impl Conv {
                         self.plane.col2im(cols, grad_x);
                     }
                 })
-            });
+            },
+        );
     }
+}
+
+/// The largest patch (channels per group × k²) a convolution takes the direct path for:
+/// past it, the im2col path's products are deep enough for gemm to do better. Measured on
+/// the course's layers (benches/course.rs): 8 or 16 channels, 3×3, are faster direct; LeNet's
+/// 16 channels, 5×5, and 64 channels, 3×3, through im2col.
+const DIRECT_MAX_PATCH: usize = 32 * 9;
+
+/// The fewest input and output channels (per group) for the direct path: with fewer, most of
+/// a block of 8 accumulators would idle (a first layer's one input channel is its input
+/// gradient's one output).
+const DIRECT_MIN_CHANNELS: usize = 4;
+
+/// Adds to `out` (groups of `out_len`) the correlation of each group of `x` (groups of
+/// `in_len`) with that group's packed kernels.
+fn correlate_groups(
+    direct: Correlation,
+    kernels: &[Vec<f32>],
+    x: &[f32],
+    in_len: usize,
+    outs: usize,
+    out: &mut [f32],
+    out_len: usize,
+) {
+    with_scratch(direct.padded_len() + direct.wide_len(outs), |buffer| {
+        let (padded, wide) = buffer.split_at_mut(direct.padded_len());
+        let groups = x.chunks_exact(in_len).zip(out.chunks_exact_mut(out_len));
+        for ((x, out), kernels) in groups.zip(kernels) {
+            direct.pad(x, padded);
+            direct.forward(padded, kernels, wide);
+            direct.add_narrow(wide, outs, out);
+        }
+    })
 }
 
 /// Runs `f` on this thread's scratch buffer of `len` floats, kept between calls so that a
@@ -458,6 +605,13 @@ mod tests {
             (1, 1, 5, 5, 2, 5, s.padding(2)),
             (4, 6, 11, 9, 6, 3, s.stride(3).padding(1).groups(3)),
             (2, 2, 5, 8, 2, 2, s.stride(2).dilation(3).padding(1)),
+            // The direct path with two blocks of outputs, odd widths and groups; the im2col
+            // path at stride 1, past the direct path's channel limit.
+            (2, 3, 9, 13, 11, 3, s.padding(1)),
+            (2, 4, 6, 7, 6, 3, s.padding(1).groups(2)),
+            (2, 4, 7, 9, 5, 3, s),
+            (1, 4, 6, 6, 4, 5, s.padding(2)),
+            (1, DIRECT_MAX_PATCH / 9 + 1, 4, 5, 2, 3, s.padding(1)),
         ]
     }
 

@@ -28,6 +28,7 @@ mod channels;
 mod check;
 mod conv2d;
 mod conv_transpose2d;
+mod direct;
 mod im2col;
 mod layer_norm1d;
 mod layer_norm2d;
