@@ -153,7 +153,10 @@ mod tests {
         let x: Heads = dev.sample_normal_like(&(2, 3, 4, 5));
         let r: Heads = dev.sample_normal_like(&(2, 4, 3, 5));
         let ours = swap_middle_axes(x.leaky_trace()).unwrap();
-        let theirs = x.leaky_trace().permute::<_, Axes4<0, 2, 1, 3>>().contiguous();
+        let theirs = x
+            .leaky_trace()
+            .permute::<_, Axes4<0, 2, 1, 3>>()
+            .contiguous();
         assert_eq!(ours.as_vec(), theirs.as_vec());
         let ours = (ours * r.clone()).sum().backward();
         let theirs = (theirs * r).sum().backward();

@@ -176,31 +176,13 @@ impl Correlation {
 
     /// `wide` (`wide_len(outs)`) = the correlation of `padded` with `packed` kernels.
     pub fn forward(&self, padded: &[f32], packed: &[f32], wide: &mut [f32]) {
-        let s = &self.sizes(padded, wide);
-        match self.simd {
-            // SAFETY: `Simd::detect` found the unit's features on this machine.
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { forward_avx512(s, padded, packed, wide) },
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { forward_avx2(s, padded, packed, wide) },
-            #[cfg(target_arch = "aarch64")]
-            Simd::Neon => forward_neon(s, padded, packed, wide),
-        }
+        run_forward(self.simd, &self.sizes(padded, wide), padded, packed, wide);
     }
 
     /// Adds to `sums` (`grad_len(outs)`) the products of the wide output gradient `wide`
     /// with each tap's shifted `padded` input.
     pub fn weight_grad(&self, padded: &[f32], wide: &[f32], sums: &mut [f32]) {
-        let s = &self.sizes(padded, wide);
-        match self.simd {
-            // SAFETY: `Simd::detect` found the unit's features on this machine.
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { weight_grad_avx512(s, padded, wide, sums) },
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { weight_grad_avx2(s, padded, wide, sums) },
-            #[cfg(target_arch = "aarch64")]
-            Simd::Neon => weight_grad_neon(s, padded, wide, sums),
-        }
+        run_weight_grad(self.simd, &self.sizes(padded, wide), padded, wide, sums);
     }
 
     fn sizes(&self, padded: &[f32], wide: &[f32]) -> Sizes {
@@ -339,34 +321,40 @@ impl Simd {
     }
 }
 
-/// For each vector loop, its versions compiled for each vector unit; `Simd::detect` says
-/// which one this machine may run.
+/// Each vector loop behind a function that runs the version compiled for `simd`, the
+/// vector unit `Simd::detect` found on this machine.
 macro_rules! compiled_for_each_unit {
-    ($($kernel:ident: $avx512:ident, $avx2:ident, $neon:ident ($($arg:ident: $ty:ty),*);)*) => {$(
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx512f")]
-        fn $avx512($($arg: $ty),*) {
-            $kernel::<16>($($arg),*)
-        }
+    ($(fn $name:ident = $kernel:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        fn $name(simd: Simd, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            fn avx512($($arg: $ty),*) {
+                $kernel::<16>($($arg),*)
+            }
 
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        fn $avx2($($arg: $ty),*) {
-            $kernel::<8>($($arg),*)
-        }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2($($arg: $ty),*) {
+                $kernel::<8>($($arg),*)
+            }
 
-        #[cfg(target_arch = "aarch64")]
-        fn $neon($($arg: $ty),*) {
-            $kernel::<8>($($arg),*)
+            match simd {
+                // SAFETY: `Simd::detect` found the unit's features on this machine.
+                #[cfg(target_arch = "x86_64")]
+                Simd::Avx512 => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                Simd::Avx2 => unsafe { avx2($($arg),*) },
+                // Fused multiply-add is part of every aarch64 CPU.
+                #[cfg(target_arch = "aarch64")]
+                Simd::Neon => $kernel::<8>($($arg),*),
+            }
         }
     )*};
 }
 
 compiled_for_each_unit! {
-    forward: forward_avx512, forward_avx2, forward_neon
-        (s: &Sizes, padded: &[f32], packed: &[f32], wide: &mut [f32]);
-    weight_grad: weight_grad_avx512, weight_grad_avx2, weight_grad_neon
-        (s: &Sizes, padded: &[f32], wide: &[f32], sums: &mut [f32]);
+    fn run_forward = forward(s: &Sizes, padded: &[f32], packed: &[f32], wide: &mut [f32]);
+    fn run_weight_grad = weight_grad(s: &Sizes, padded: &[f32], wide: &[f32], sums: &mut [f32]);
 }
 
 #[cfg(test)]
