@@ -130,30 +130,27 @@ impl Conv {
         Some((forward, backward))
     }
 
-    /// Weight `(o, c, tap)` of group `g`, in PyTorch's `out × channels × k × k` layout.
-    fn weight(&self, w: &[f32], g: usize, o: usize, c: usize, tap: usize) -> f32 {
+    /// Where weight `(o, c, tap)` of group `g` is, in PyTorch's `out × channels × k × k`
+    /// layout.
+    fn weight_index(&self, g: usize, o: usize, c: usize, tap: usize) -> usize {
         let taps = self.plane.window.kernel.pow(2);
-        w[((g * self.out_per_group + o) * self.plane.channels + c) * taps + tap]
+        ((g * self.out_per_group + o) * self.plane.channels + c) * taps + tap
     }
 
     /// Adds the output, `batch × groups·out_per_group × positions`, to `out`.
     pub fn forward(&self, x: &[f32], w: &[f32], out: &mut [f32]) {
         if let Some((direct, _)) = self.direct() {
-            let kernels: Vec<Vec<f32>> = (0..self.groups)
-                .map(|g| direct.pack(self.out_per_group, |o, c, t| self.weight(w, g, o, c, t)))
-                .collect();
-            let (image, outs) = (self.plane.image_len(), self.out_per_group);
-            return self.per_image(out, self.out_len(), x, self.in_len(), |out, x| {
-                correlate_groups(
-                    direct,
-                    &kernels,
-                    x,
-                    image,
-                    outs,
-                    out,
-                    outs * self.plane.positions(),
-                )
-            });
+            let weight = |g, o, c, t| w[self.weight_index(g, o, c, t)];
+            let outs = self.out_per_group;
+            return self.add_correlations(
+                direct,
+                outs,
+                weight,
+                x,
+                self.in_len(),
+                out,
+                self.out_len(),
+            );
         }
         let (positions, threads) = (self.plane.positions(), self.threads_per_product());
         self.per_image(out, self.out_len(), x, self.in_len(), |out, x| {
@@ -181,6 +178,39 @@ impl Conv {
             .zip(src.par_chunks(src_len))
             .with_min_len(chunks_per_task(self.out_len()))
             .for_each(|(dst, src)| f(dst, src));
+    }
+
+    /// The direct path's passes: adds to each image's `dst_len` values the correlation, group
+    /// by group, of its `src_len` values with the kernels `weight(group, out, channel, tap)`
+    /// of `outs` outputs.
+    #[allow(clippy::too_many_arguments)]
+    fn add_correlations(
+        &self,
+        direct: Correlation,
+        outs: usize,
+        weight: impl Fn(usize, usize, usize, usize) -> f32,
+        src: &[f32],
+        src_len: usize,
+        dst: &mut [f32],
+        dst_len: usize,
+    ) {
+        let kernels: Vec<Vec<f32>> = (0..self.groups)
+            .map(|g| direct.pack(outs, |o, c, t| weight(g, o, c, t)))
+            .collect();
+        let (src_group, dst_group) = (src_len / self.groups, dst_len / self.groups);
+        self.per_image(dst, dst_len, src, src_len, |dst, src| {
+            with_scratch(direct.padded_len() + direct.wide_len(outs), |buffer| {
+                let (padded, wide) = buffer.split_at_mut(direct.padded_len());
+                let groups = src
+                    .chunks_exact(src_group)
+                    .zip(dst.chunks_exact_mut(dst_group));
+                for ((src, dst), kernels) in groups.zip(&kernels) {
+                    direct.pad(src, padded);
+                    direct.forward(padded, kernels, wide);
+                    direct.add_narrow(wide, outs, dst);
+                }
+            })
+        });
     }
 
     /// Σ over images of `f(images, sum)`, each thread summing its share of the batch into
@@ -237,8 +267,7 @@ impl Conv {
             });
             for (g, sums) in sums.chunks_exact(packed).enumerate() {
                 direct.unpack_grad(outs, sums, |o, c, t, v| {
-                    let taps = self.plane.window.kernel.pow(2);
-                    grad_w[((g * outs + o) * self.plane.channels + c) * taps + t] += v;
+                    grad_w[self.weight_index(g, o, c, t)] += v;
                 });
             }
             return;
@@ -267,25 +296,17 @@ impl Conv {
         let (positions, patch) = (self.plane.positions(), self.plane.patch_len());
         if let Some((_, direct)) = self.direct() {
             let last = self.plane.window.kernel.pow(2) - 1;
-            let kernels: Vec<Vec<f32>> = (0..self.groups)
-                .map(|g| {
-                    direct.pack(self.plane.channels, |c, o, t| {
-                        self.weight(w, g, o, c, last - t)
-                    })
-                })
-                .collect();
-            let grads = self.out_per_group * positions;
-            return self.per_image(grad_x, self.in_len(), grad_out, self.out_len(), |gx, g| {
-                correlate_groups(
-                    direct,
-                    &kernels,
-                    g,
-                    grads,
-                    self.plane.channels,
-                    gx,
-                    self.plane.image_len(),
-                )
-            });
+            let weight = |g, c, o, t| w[self.weight_index(g, o, c, last - t)];
+            let (grads, outs) = (self.out_len(), self.plane.channels);
+            return self.add_correlations(
+                direct,
+                outs,
+                weight,
+                grad_out,
+                grads,
+                grad_x,
+                self.in_len(),
+            );
         }
         self.per_image(
             grad_x,
@@ -319,28 +340,6 @@ const DIRECT_MAX_PATCH: usize = 32 * 9;
 /// a block of 8 accumulators would idle (a first layer's one input channel is its input
 /// gradient's one output).
 const DIRECT_MIN_CHANNELS: usize = 4;
-
-/// Adds to `out` (groups of `out_len`) the correlation of each group of `x` (groups of
-/// `in_len`) with that group's packed kernels.
-fn correlate_groups(
-    direct: Correlation,
-    kernels: &[Vec<f32>],
-    x: &[f32],
-    in_len: usize,
-    outs: usize,
-    out: &mut [f32],
-    out_len: usize,
-) {
-    with_scratch(direct.padded_len() + direct.wide_len(outs), |buffer| {
-        let (padded, wide) = buffer.split_at_mut(direct.padded_len());
-        let groups = x.chunks_exact(in_len).zip(out.chunks_exact_mut(out_len));
-        for ((x, out), kernels) in groups.zip(kernels) {
-            direct.pad(x, padded);
-            direct.forward(padded, kernels, wide);
-            direct.add_narrow(wide, outs, out);
-        }
-    })
-}
 
 /// Runs `f` on this thread's scratch buffer of `len` floats, kept between calls so that a
 /// training loop does not allocate (and the kernel zero) patch matrices at every step. A

@@ -55,11 +55,11 @@ impl Correlation {
         self.height + 2 * self.pad
     }
 
-    pub fn out_h(&self) -> usize {
+    fn out_h(&self) -> usize {
         self.rows() + 1 - self.kernel
     }
 
-    pub fn out_w(&self) -> usize {
+    fn out_w(&self) -> usize {
         self.cols() + 1 - self.kernel
     }
 
