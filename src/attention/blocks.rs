@@ -6,7 +6,7 @@
 
 use super::heads::{multi_head, self_attention};
 use super::{Heads, Mask, Seqs};
-use crate::nn::LayerNorm1D;
+use crate::nn::{linear, LayerNorm1D};
 use crate::Error;
 use dfdx::nn::builders as builder;
 use dfdx::nn::modules::{Linear, MultiHeadAttention, TransformerEncoderBlock};
@@ -140,8 +140,8 @@ impl<const M: usize, const H: usize, const F: usize> Block<M, H, F, f32, Cpu> {
             return Ok(x);
         }
         sublayer(x, &self.norm2, layout, |x| {
-            let hidden = self.ff1.try_forward(x)?.try_relu()?;
-            Ok(self.ff2.try_forward(hidden)?)
+            let hidden = linear(&self.ff1, x)?.try_relu()?;
+            linear(&self.ff2, hidden)
         })
     }
 

@@ -5,7 +5,7 @@
 use super::scaled::attend;
 use super::{Heads, Mask, Seqs};
 use crate::nn::tape::{output_buffer, record};
-use crate::nn::values;
+use crate::nn::{linear, values};
 use crate::Error;
 use dfdx::nn::builders as builder;
 use dfdx::nn::modules::MultiHeadAttention;
@@ -43,13 +43,13 @@ pub fn multi_head<const M: usize, const H: usize, T: Tape<f32, Cpu> + Merge<T>>(
     let split = |x: Seqs<M, T>, s: usize| -> Result<Heads<T>, Error> {
         swap_middle_axes(x.try_reshape_like(&(b, s, H, d))?)
     };
-    let qh = split(mha.w_q.try_forward(q)?, s1)?;
-    let kh = split(mha.w_k.try_forward(kv.retaped::<T>())?, s2)?;
-    let vh = split(mha.w_v.try_forward(kv.retaped::<T>())?, s2)?;
+    let qh = split(linear(&mha.w_q, q)?, s1)?;
+    let kh = split(linear(&mha.w_k, kv.retaped::<T>())?, s2)?;
+    let vh = split(linear(&mha.w_v, kv.retaped::<T>())?, s2)?;
     let (out, weights) = attend(qh, kh, vh, mask, 1.0 / (d as f32).sqrt())?;
     // Concatenate: (b, H, s1, d) → (b, s1, H, d) → (b, s1, M); then project.
     let out = swap_middle_axes(out)?.try_reshape_like(&(b, s1, Const::<M>))?;
-    Ok((mha.w_o.try_forward(out)?, weights))
+    Ok((linear(&mha.w_o, out)?, weights))
 }
 
 /// (b, x, y, d) → (b, y, x, d), copied into a new contiguous tensor, on the tape: what
@@ -63,19 +63,11 @@ fn swap_middle_axes<T: Tape<f32, Cpu>>(x: Heads<T>) -> Result<Heads<T>, Error> {
     swap_rows(&values(&x), (rows, cols, d), &mut out, |o, x| {
         o.copy_from_slice(x)
     });
-    let no_params: [&Tensor<Rank0, f32, Cpu>; 0] = [];
-    let out = record(
-        &x,
-        no_params,
-        tape,
-        out,
-        (b, cols, rows, d),
-        move |g, gx, []| {
-            swap_rows(g, (cols, rows, d), gx, |gx, g| {
-                gx.iter_mut().zip(g).for_each(|(gx, g)| *gx += g)
-            });
-        },
-    )?;
+    let out = record(&x, [], tape, out, (b, cols, rows, d), move |g, gx, []| {
+        swap_rows(g, (cols, rows, d), gx, |gx, g| {
+            gx.iter_mut().zip(g).for_each(|(gx, g)| *gx += g)
+        });
+    })?;
     Ok(out)
 }
 

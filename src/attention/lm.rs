@@ -8,7 +8,7 @@ use super::scaled::causal_mask;
 use super::tagger::Curve;
 use super::{adam, check_finite, ids, masked_cross_entropy, update, warmup_cosine, Ids, Logits};
 use crate::data::CharCorpus;
-use crate::nn::LayerNorm1D;
+use crate::nn::{linear, LayerNorm1D};
 use crate::Error;
 use dfdx::nn::builders as builder;
 use dfdx::nn::modules::{Embedding, Linear};
@@ -143,7 +143,7 @@ impl CharLm {
         let (h, _) = net
             .stack
             .forward(h, Some(&causal_mask(b, n)), Layout::FULL)?;
-        Ok(net.head.try_forward(net.norm.try_forward(h)?)?)
+        linear(&net.head, net.norm.try_forward(h)?)
     }
 
     /// Trains on random windows of the training text for `STEPS` steps; the curve also

@@ -8,7 +8,7 @@
 
 use super::{Heads, Mask};
 use crate::nn::matmul::{matmul, Mat};
-use crate::nn::tape::{output_buffer, record};
+use crate::nn::tape::{output_buffer, param, record};
 use crate::nn::{chunks_per_task, values};
 use crate::Error;
 use dfdx::prelude::*;
@@ -81,7 +81,7 @@ pub fn attend<T: Tape<f32, Cpu> + Merge<T>>(
     let tape = tape.merge(k_tape).merge(v_tape);
     let out = record(
         &q,
-        [&k, &v],
+        [param(&k), param(&v)],
         tape,
         out,
         (b, h, s1, dv),

@@ -12,7 +12,7 @@ use super::tasks::{reversals, BOS, VOCAB};
 use super::{
     adam, check_finite, ids, masked_cross_entropy, update, warmup_cosine, Heads, Ids, Logits, Seqs,
 };
-use crate::nn::LayerNorm1D;
+use crate::nn::{linear, LayerNorm1D};
 use crate::Error;
 use dfdx::nn::builders as builder;
 use dfdx::nn::modules::{Embedding, Linear};
@@ -105,7 +105,7 @@ impl Seq2Seq {
             .decoder
             .forward(y, memory, &causal_mask(b, t), Layout::FULL)?;
         let y = net.decoder_norm.try_forward(y)?;
-        Ok((net.head.try_forward(y)?, cross))
+        Ok((linear(&net.head, y)?, cross))
     }
 
     /// Teacher forcing: the decoder reads `BOS` and the true target shifted right, and

@@ -7,7 +7,7 @@ use super::tasks::{Batch, Task, VOCAB};
 use super::{
     adam, check_finite, ids, masked_cross_entropy, update, warmup_cosine, Heads, Ids, Logits, Seqs,
 };
-use crate::nn::LayerNorm1D;
+use crate::nn::{linear, LayerNorm1D};
 use crate::Error;
 use dfdx::nn::builders as builder;
 use dfdx::nn::modules::{Embedding, Linear};
@@ -101,7 +101,7 @@ impl<const H: usize, const L: usize> Tagger<H, L> {
             Norm::Pre => net.norm.try_forward(h)?,
             _ => h,
         };
-        Ok((net.head.try_forward(h)?, maps))
+        Ok((linear(&net.head, h)?, maps))
     }
 
     /// Trains on fresh batches of `task` at length `len` for `steps` Adam steps, the

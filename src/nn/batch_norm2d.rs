@@ -5,7 +5,7 @@
 
 use super::channels::Channels;
 use super::conv2d::values;
-use super::tape::{output_buffer, record};
+use super::tape::{output_buffer, param, record};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 
@@ -195,7 +195,7 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim> ModuleMut<Batch<B, C, H, W, OwnedTa
             .iter()
             .map(|v| (1.0 / (v + self.epsilon).sqrt()) as f32)
             .collect();
-        let params = [&self.scale, &self.bias];
+        let params = [param(&self.scale), param(&self.bias)];
         record(&x, params, tape, out, *x.shape(), move |g, gx, [gs, gb]| {
             // With x̂ = (x − μ)/σ and y = a·x + b: ∂L/∂bias = Σ g, ∂L/∂scale = Σ g·x̂, and
             // ∂L/∂x = a·(g − Σg/n − x̂·Σ(g·x̂)/n), since μ and σ depend on every x.

@@ -4,7 +4,7 @@
 
 use super::channels::Channels;
 use super::conv2d::values;
-use super::tape::{output_buffer, record};
+use super::tape::{output_buffer, param, record};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 
@@ -71,7 +71,7 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu>>
         layout.add_map(&x_values, &x_values, &mut out, |_, c, x, _| x + bias[c]);
         record(
             &x,
-            [&self.bias],
+            [param(&self.bias)],
             tape,
             out,
             *x.shape(),

@@ -7,7 +7,7 @@ use super::chunks_per_task;
 use super::direct::Correlation;
 use super::im2col::{Plane, Window};
 use super::matmul::{matmul, Mat};
-use super::tape::{output_buffer, record};
+use super::tape::{output_buffer, param, record};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
@@ -409,7 +409,7 @@ where
     let shape = (x.shape().0, w.shape().0, plane.out_h, plane.out_w);
     let out = record(
         &x,
-        [&w],
+        [param(&w)],
         tape.merge(w_tape),
         out,
         shape,

@@ -6,7 +6,7 @@
 
 use super::conv2d::{layer_result, shape_error, values, Conv, ConvSpec};
 use super::im2col::Plane;
-use super::tape::{output_buffer, record};
+use super::tape::{output_buffer, param, record};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
@@ -75,7 +75,7 @@ where
     let shape = (x.shape().0, spec.groups * per_group, out_h, out_w);
     let out = record(
         &x,
-        [&w],
+        [param(&w)],
         tape.merge(w_tape),
         out,
         shape,

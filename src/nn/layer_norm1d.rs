@@ -3,7 +3,7 @@
 //! mean and variance, the normalisation and the affine map in two passes forward and two
 //! backward, where dfdx chains a dozen generic broadcasts and reductions.
 
-use super::tape::{output_buffer, record};
+use super::tape::{output_buffer, param, record};
 use super::{chunks_per_task, values};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
@@ -109,7 +109,7 @@ impl<const M: usize> LayerNorm1D<M, f32, Cpu> {
                     out[j] = (v[j] - mean) * r * gamma[j] + beta[j];
                 }
             });
-        let params = [&self.gamma, &self.beta];
+        let params = [param(&self.gamma), param(&self.beta)];
         record(&x, params, tape, out, *x.shape(), move |g, gx, [gg, gb]| {
             // With x̂ = (x − μ)/σ per vector and y = γ·x̂ + β: ∂L/∂β = Σ g, ∂L/∂γ = Σ g·x̂
             // over the vectors, and ∂L/∂x = (γg − mean(γg) − x̂·mean(γg·x̂))/σ, the means

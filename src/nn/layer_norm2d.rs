@@ -6,7 +6,7 @@
 
 use super::channels::Channels;
 use super::conv2d::values;
-use super::tape::{output_buffer, record};
+use super::tape::{output_buffer, param, record};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 
@@ -110,7 +110,7 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu>>
         layout.add_map(&x_values, &x_values, &mut out, |e, c, v, _| {
             centred(e, v) * inv_std[e] * gamma[c] + beta[c]
         });
-        let params = [&self.gamma, &self.beta];
+        let params = [param(&self.gamma), param(&self.beta)];
         record(&x, params, tape, out, *x.shape(), move |g, gx, [gg, gb]| {
             // With x̂ = (x − μ)/σ per example and y = γ·x̂ + β per channel: ∂L/∂β = Σ g,
             // ∂L/∂γ = Σ g·x̂, and ∂L/∂x = (γg − mean(γg) − x̂·mean(γg·x̂))/σ, the means over

@@ -51,8 +51,7 @@ pub fn pool2d<B: Dim, C: Dim, H: Dim, W: Dim, T: Tape<f32, Cpu>>(
     let mut out = output_buffer(x.device(), batch * channels * plane.positions())?;
     let taken = pool_forward(&values(&x), &plane, kind, &mut out);
     let shape = (x.shape().0, x.shape().1, plane.out_h, plane.out_w);
-    let none: [&Tensor<(), f32, Cpu>; 0] = [];
-    let out = record(&x, none, tape, out, shape, move |g, gx, []| {
+    let out = record(&x, [], tape, out, shape, move |g, gx, []| {
         pool_backward(g, gx, &plane, kind, &taken)
     })?;
     Ok(out)
