@@ -198,6 +198,7 @@ const CASES: [Case; 18] = [
 ];
 
 fn main() {
+    mustknow::train::join_thread_pool();
     let args: Vec<String> = std::env::args().collect();
     let flag = |f: &str| args.iter().any(|a| a == f);
     if flag("--cases") {

@@ -117,9 +117,7 @@ fn windows(tokens: &[usize], batch: usize, rng: &mut StdRng) -> (Vec<usize>, Vec
 
 impl CharLm {
     pub fn new(seed: u64) -> Self {
-        let dev = Cpu::seed_from_u64(seed);
-        // Training reuses freed buffers instead of asking the system for fresh pages.
-        dev.enable_cache();
+        let dev = crate::train::device(seed);
         CharLm {
             net: CharLmNet {
                 tokens: dev.build_module::<builder::Embedding<CHARS, DIM>, f32>(),
@@ -149,6 +147,7 @@ impl CharLm {
     /// Trains on random windows of the training text for `STEPS` steps; the curve also
     /// records the validation loss every `STEPS / 10` steps.
     pub fn train(&mut self, split: &Split, seed: u64) -> Result<(Curve, Vec<[f64; 2]>), Error> {
+        crate::train::join_thread_pool();
         let mut rng = StdRng::seed_from_u64(seed);
         let lr = 3e-3;
         let mut optimizer = adam(&self.net, lr);

@@ -64,9 +64,7 @@ pub struct Reversal {
 
 impl Seq2Seq {
     pub fn new(seed: u64) -> Self {
-        let dev = Cpu::seed_from_u64(seed);
-        // Training reuses freed buffers instead of asking the system for fresh pages.
-        dev.enable_cache();
+        let dev = crate::train::device(seed);
         Seq2Seq {
             net: Seq2SeqNet {
                 source: dev.build_module::<builder::Embedding<VOCAB, DIM>, f32>(),

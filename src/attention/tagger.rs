@@ -71,9 +71,7 @@ impl Curve {
 impl<const H: usize, const L: usize> Tagger<H, L> {
     /// A freshly initialised tagger: equal seeds give equal weights.
     pub fn new(positions: Positions, layout: Layout, seed: u64) -> Self {
-        let dev = Cpu::seed_from_u64(seed);
-        // Training reuses freed buffers instead of asking the system for fresh pages.
-        dev.enable_cache();
+        let dev = crate::train::device(seed);
         Tagger {
             net: TaggerNet {
                 tokens: dev.build_module::<builder::Embedding<VOCAB, DIM>, f32>(),
@@ -114,6 +112,7 @@ impl<const H: usize, const L: usize> Tagger<H, L> {
         lr: f64,
         seed: u64,
     ) -> Result<Curve, Error> {
+        crate::train::join_thread_pool();
         let mut rng = StdRng::seed_from_u64(seed);
         let mut optimizer = adam(&self.net, lr);
         let mut grads = self.net.alloc_grads();

@@ -86,8 +86,7 @@ where
     MiniAlexNet<A>: BuildOnDevice<Cpu, f32>,
     <MiniAlexNet<A> as BuildOnDevice<Cpu, f32>>::Built: crate::train::Classifier<784, 10>,
 {
-    let dev = Cpu::seed_from_u64(seed);
-    dev.enable_cache();
+    let dev = crate::train::device(seed);
     let mut model = dev.build_module::<MiniAlexNet<A>, f32>();
     he_init(&mut model)?;
     let mut sgd = paper_sgd(&model);
@@ -138,8 +137,7 @@ pub fn train_regularised(
     epochs: usize,
     seed: u64,
 ) -> Result<(History, MiniAlexNetRelu), Error> {
-    let dev = Cpu::seed_from_u64(seed);
-    dev.enable_cache();
+    let dev = crate::train::device(seed);
     let mut model = dev.build_module::<MiniAlexNet<ReLU>, f32>();
     he_init(&mut model)?;
     if !regularisation.dropout {

@@ -40,9 +40,7 @@ pub fn train_lenet(
     epochs: usize,
     seed: u64,
 ) -> Result<History, Error> {
-    let dev = Cpu::seed_from_u64(seed);
-    // Reuse freed tensor buffers instead of asking the system for fresh memory every step.
-    dev.enable_cache();
+    let dev = crate::train::device(seed);
     let mut model = dev.build_module::<LeNet, f32>();
     let mut adam = Adam::new(&model, AdamConfig::default());
     let train = MiniBatches::<784>::from_images(&dev, train, 32, seed)?;

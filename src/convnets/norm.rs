@@ -108,8 +108,7 @@ pub fn train_norm(
     lr: f64,
     seed: u64,
 ) -> Result<(History, TrainedNet), Error> {
-    let dev = Cpu::seed_from_u64(seed);
-    dev.enable_cache();
+    let dev = crate::train::device(seed);
     Ok(match norm {
         Norm::None => {
             let mut net = dev.build_module::<NormNet<Bias2D<16>>, f32>();
@@ -143,8 +142,7 @@ pub fn train_batch_norm(
     momentum: f64,
     seed: u64,
 ) -> Result<(History, BatchNormNet), Error> {
-    let dev = Cpu::seed_from_u64(seed);
-    dev.enable_cache();
+    let dev = crate::train::device(seed);
     let mut net = dev.build_module::<NormNet<BatchNorm2D<16>>, f32>();
     set_momentum(&mut net, momentum);
     let history = fit(&mut net, train, test, epochs, lr, seed)?;

@@ -73,8 +73,7 @@ pub fn train_stack(
     epochs: usize,
     seed: u64,
 ) -> Result<History, Error> {
-    let dev = Cpu::seed_from_u64(seed);
-    dev.enable_cache();
+    let dev = crate::train::device(seed);
     match (stack, deep) {
         (Stack::Plain, false) => {
             let model = dev.build_module::<PlainNet<SHALLOW>, f32>();

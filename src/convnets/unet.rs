@@ -143,8 +143,7 @@ pub fn train_unet(
             got: format!("{} images, batches of {batch}", train.len()),
         });
     }
-    let dev = Cpu::seed_from_u64(seed);
-    dev.enable_cache();
+    let dev = crate::train::device(seed);
     let mut net = UNet::new(&dev);
     let mut adam = Adam::new(
         &net,
