@@ -152,7 +152,10 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim> Module<Batch<B, C, H, W, NoneTape>>
             (to_f64(&self.running_mean), to_f64(&self.running_var));
         let (a, b) = self.affine(&mean, &var);
         let mut out = output_buffer(x.device(), x_values.len())?;
-        layout.add_map(&x_values, &x_values, &mut out, |_, c, x, _| a[c] * x + b[c]);
+        layout.add_map(&x_values, &x_values, &mut out, |_, c| {
+            let (a, b) = (a[c], b[c]);
+            move |x, _| a * x + b
+        });
         x.device().try_tensor_from_vec(out, *x.shape())
     }
 }
@@ -177,20 +180,26 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim> ModuleMut<Batch<B, C, H, W, OwnedTa
         let x_values = values(&x);
         let n = (batch * h * w) as f64;
         let mean: Vec<f64> = layout
-            .sums(&x_values, &x_values, |_, _, v, _| [v])
+            .sums(&x_values, &x_values, |_, _| |v, _| [v])
             .iter()
             .map(|[s]| s / n)
             .collect();
         let mean32: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
         let var: Vec<f64> = layout
-            .sums(&x_values, &x_values, |_, c, v, _| [(v - mean32[c]).powi(2)])
+            .sums(&x_values, &x_values, |_, c| {
+                let mean = mean32[c];
+                move |v, _| [(v - mean).powi(2)]
+            })
             .iter()
             .map(|[s]| s / n)
             .collect();
         self.update_running(&mean, &var, n);
         let (a, b) = self.affine(&mean, &var);
         let mut out = output_buffer(x.device(), x_values.len())?;
-        layout.add_map(&x_values, &x_values, &mut out, |_, c, x, _| a[c] * x + b[c]);
+        layout.add_map(&x_values, &x_values, &mut out, |_, c| {
+            let (a, b) = (a[c], b[c]);
+            move |x, _| a * x + b
+        });
         let inv_std: Vec<f32> = var
             .iter()
             .map(|v| (1.0 / (v + self.epsilon).sqrt()) as f32)
@@ -199,7 +208,10 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim> ModuleMut<Batch<B, C, H, W, OwnedTa
         record(&x, params, tape, out, *x.shape(), move |g, gx, [gs, gb]| {
             // With x̂ = (x − μ)/σ and y = a·x + b: ∂L/∂bias = Σ g, ∂L/∂scale = Σ g·x̂, and
             // ∂L/∂x = a·(g − Σg/n − x̂·Σ(g·x̂)/n), since μ and σ depend on every x.
-            let sums = layout.sums(g, &x_values, |_, c, g, x| [g, g * (x - mean32[c])]);
+            let sums = layout.sums(g, &x_values, |_, c| {
+                let mean = mean32[c];
+                move |g, x| [g, g * (x - mean)]
+            });
             let (mut p, mut q) = (vec![0.0; C], vec![0.0; C]);
             for c in 0..C {
                 let [sum_g, sum_gx] = sums[c];
@@ -212,7 +224,10 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim> ModuleMut<Batch<B, C, H, W, OwnedTa
                 q[c] = (-a * sum_g / n - p[c] * mean[c]) as f32;
             }
             let p: Vec<f32> = p.iter().map(|&p| p as f32).collect();
-            layout.add_map(g, &x_values, gx, |_, c, g, x| a[c] * g + p[c] * x + q[c]);
+            layout.add_map(g, &x_values, gx, |_, c| {
+                let (a, p, q) = (a[c], p[c], q[c]);
+                move |g, x| a * g + p * x + q
+            });
         })
     }
 }

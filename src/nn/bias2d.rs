@@ -68,7 +68,10 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu>>
         let bias = values(&self.bias);
         let x_values = values(&x);
         let mut out = output_buffer(x.device(), x_values.len())?;
-        layout.add_map(&x_values, &x_values, &mut out, |_, c, x, _| x + bias[c]);
+        layout.add_map(&x_values, &x_values, &mut out, |_, c| {
+            let bias = bias[c];
+            move |x, _| x + bias
+        });
         record(
             &x,
             [param(&self.bias)],
@@ -77,7 +80,7 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu>>
             *x.shape(),
             move |g, gx, [gb]| {
                 gx.iter_mut().zip(g).for_each(|(gx, g)| *gx += g);
-                for (gb, [sum]) in gb.iter_mut().zip(layout.sums(g, g, |_, _, g, _| [g])) {
+                for (gb, [sum]) in gb.iter_mut().zip(layout.sums(g, g, |_, _| |g, _| [g])) {
                     *gb += sum as f32;
                 }
             },

@@ -22,14 +22,16 @@ impl Channels {
         self.channels * self.pixels
     }
 
-    /// For each image `n` and channel `c`, the sums of `term(n, c, a[i], b[i])` over the
+    /// For each image `n` and channel `c`, the sums of `term(n, c)(a[i], b[i])` over the
     /// pixels of channel `c` of image `n`; `a` and `b` are two buffers of this layout (pass
-    /// one twice for a term of one). Images are summed in parallel.
-    pub(crate) fn image_sums<const N: usize>(
+    /// one twice for a term of one). `term(n, c)` is asked once per plane, so what it reads
+    /// per image or channel is read before the loop over pixels, which then vectorises.
+    /// Images are summed in parallel.
+    pub(crate) fn image_sums<const N: usize, T: Fn(f32, f32) -> [f32; N]>(
         &self,
         a: &[f32],
         b: &[f32],
-        term: impl Fn(usize, usize, f32, f32) -> [f32; N] + Sync,
+        term: impl Fn(usize, usize) -> T + Sync,
     ) -> Vec<Vec<[f64; N]>> {
         assert_eq!(a.len(), b.len(), "two buffers of one layout");
         a.par_chunks(self.image_len())
@@ -40,18 +42,18 @@ impl Channels {
                 let planes = a.chunks(self.pixels).zip(b.chunks(self.pixels));
                 planes
                     .enumerate()
-                    .map(|(c, (a, b))| plane_sum(a, b, |x, y| term(n, c, x, y)))
+                    .map(|(c, (a, b))| plane_sum(a, b, term(n, c)))
                     .collect()
             })
             .collect()
     }
 
     /// Per image, [`Channels::image_sums`] added over its channels.
-    pub(crate) fn example_sums<const N: usize>(
+    pub(crate) fn example_sums<const N: usize, T: Fn(f32, f32) -> [f32; N]>(
         &self,
         a: &[f32],
         b: &[f32],
-        term: impl Fn(usize, usize, f32, f32) -> [f32; N] + Sync,
+        term: impl Fn(usize, usize) -> T + Sync,
     ) -> Vec<[f64; N]> {
         let images = self.image_sums(a, b, term);
         images.iter().map(|channels| add_all(channels)).collect()
@@ -59,11 +61,11 @@ impl Channels {
 
     /// Per channel, [`Channels::image_sums`] added over the images, in order, so the result
     /// does not depend on the number of threads.
-    pub(crate) fn sums<const N: usize>(
+    pub(crate) fn sums<const N: usize, T: Fn(f32, f32) -> [f32; N]>(
         &self,
         a: &[f32],
         b: &[f32],
-        term: impl Fn(usize, usize, f32, f32) -> [f32; N] + Sync,
+        term: impl Fn(usize, usize) -> T + Sync,
     ) -> Vec<[f64; N]> {
         let mut total = vec![[0.0; N]; self.channels];
         for image in self.image_sums(a, b, term) {
@@ -74,14 +76,14 @@ impl Channels {
         total
     }
 
-    /// `out[i] += f(n, c, a[i], b[i])` for every value, `n` its image and `c` its channel;
-    /// all three buffers in this layout.
-    pub(crate) fn add_map(
+    /// `out[i] += f(n, c)(a[i], b[i])` for every value, `n` its image and `c` its channel;
+    /// all three buffers in this layout. As for the sums, `f(n, c)` is asked once per plane.
+    pub(crate) fn add_map<F: Fn(f32, f32) -> f32>(
         &self,
         a: &[f32],
         b: &[f32],
         out: &mut [f32],
-        f: impl Fn(usize, usize, f32, f32) -> f32 + Sync,
+        f: impl Fn(usize, usize) -> F + Sync,
     ) {
         assert!(
             a.len() == out.len() && b.len() == out.len(),
@@ -95,8 +97,9 @@ impl Channels {
             .for_each(|(n, (out, (a, b)))| {
                 let planes = out.chunks_mut(self.pixels).zip(a.chunks(self.pixels));
                 for (c, ((out, a), b)) in planes.zip(b.chunks(self.pixels)).enumerate() {
+                    let f = f(n, c);
                     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-                        *o += f(n, c, x, y);
+                        *o += f(x, y);
                     }
                 }
             });
@@ -148,7 +151,7 @@ mod tests {
         };
         let x: Vec<f32> = (0..66).map(|i| (i as f32 * 0.7).sin()).collect();
         let channel = |i: usize| (i / 11) % 2;
-        let sums = layout.sums(&x, &x, |_, _, v, _| [v, v * v]);
+        let sums = layout.sums(&x, &x, |_, _| |v, _| [v, v * v]);
         for c in 0..2 {
             let of_c = x.iter().enumerate().filter(|(i, _)| channel(*i) == c);
             let (s, s2) = of_c.fold((0.0, 0.0), |(s, s2), (_, &v)| (s + v, s2 + v * v));
@@ -156,8 +159,8 @@ mod tests {
             assert!((sums[c][1] - s2 as f64).abs() < 1e-5, "{sums:?}");
         }
         let mut out = vec![1.0; 66];
-        layout.add_map(&x, &x, &mut out, |n, c, v, w| {
-            (n * 100 + c * 10) as f32 + v * w
+        layout.add_map(&x, &x, &mut out, |n, c| {
+            move |v, w| (n * 100 + c * 10) as f32 + v * w
         });
         for (i, o) in out.iter().enumerate() {
             let expected = 1.0 + ((i / 22) * 100 + channel(i) * 10) as f32 + x[i] * x[i];

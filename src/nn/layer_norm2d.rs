@@ -95,29 +95,32 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu>>
         let x_values = values(&x);
         let n = (C * h * w) as f64;
         let mean: Vec<f32> = layout
-            .example_sums(&x_values, &x_values, |_, _, v, _| [v])
+            .example_sums(&x_values, &x_values, |_, _| |v, _| [v])
             .iter()
             .map(|[s]| (s / n) as f32)
             .collect();
-        let centred = |e: usize, v: f32| v - mean[e];
         let inv_std: Vec<f32> = layout
-            .example_sums(&x_values, &x_values, |e, _, v, _| [centred(e, v).powi(2)])
+            .example_sums(&x_values, &x_values, |e, _| {
+                let mean = mean[e];
+                move |v, _| [(v - mean).powi(2)]
+            })
             .iter()
             .map(|[s]| (1.0 / (s / n + self.epsilon).sqrt()) as f32)
             .collect();
         let (gamma, beta) = (values(&self.gamma), values(&self.beta));
         let mut out = output_buffer(x.device(), x_values.len())?;
-        layout.add_map(&x_values, &x_values, &mut out, |e, c, v, _| {
-            centred(e, v) * inv_std[e] * gamma[c] + beta[c]
+        layout.add_map(&x_values, &x_values, &mut out, |e, c| {
+            let (mean, inv_std, gamma, beta) = (mean[e], inv_std[e], gamma[c], beta[c]);
+            move |v, _| (v - mean) * inv_std * gamma + beta
         });
         let params = [param(&self.gamma), param(&self.beta)];
         record(&x, params, tape, out, *x.shape(), move |g, gx, [gg, gb]| {
             // With x̂ = (x − μ)/σ per example and y = γ·x̂ + β per channel: ∂L/∂β = Σ g,
             // ∂L/∂γ = Σ g·x̂, and ∂L/∂x = (γg − mean(γg) − x̂·mean(γg·x̂))/σ, the means over
             // the example, since its μ and σ depend on all of it.
-            let centred = |e: usize, v: f32| v - mean[e];
-            let sums = layout.image_sums(g, &x_values, |e, _, g, v| {
-                [g, g * centred(e, v) * inv_std[e]]
+            let sums = layout.image_sums(g, &x_values, |e, _| {
+                let (mean, inv_std) = (mean[e], inv_std[e]);
+                move |g, v| [g, g * (v - mean) * inv_std]
             });
             let mut means = vec![[0.0f64; 2]; sums.len()];
             for (example, m) in sums.iter().zip(&mut means) {
@@ -128,9 +131,10 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu>>
                     m[1] += gamma[c] as f64 * sum_gx / n;
                 }
             }
-            layout.add_map(g, &x_values, gx, |e, c, g, v| {
-                let x_hat = centred(e, v) * inv_std[e];
-                (gamma[c] * g - means[e][0] as f32 - x_hat * means[e][1] as f32) * inv_std[e]
+            layout.add_map(g, &x_values, gx, |e, c| {
+                let (mean, inv_std, gamma) = (mean[e], inv_std[e], gamma[c]);
+                let [mean_g, mean_gx] = means[e].map(|m| m as f32);
+                move |g, v| (gamma * g - mean_g - (v - mean) * inv_std * mean_gx) * inv_std
             });
         })
     }
