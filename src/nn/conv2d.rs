@@ -259,7 +259,7 @@ impl Conv {
                     for b in images {
                         for (g, sums) in sums.chunks_exact_mut(packed).enumerate() {
                             direct.pad(&image(b)[g * self.plane.image_len()..], padded);
-                            direct.widen(&grad(b)[g * outs * positions..], outs, wide);
+                            direct.interleave(&grad(b)[g * outs * positions..], outs, wide);
                             direct.weight_grad(padded, wide, sums);
                         }
                     }

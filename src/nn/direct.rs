@@ -104,17 +104,29 @@ impl Correlation {
         }
     }
 
-    /// Writes `outs` channels of `out_h × out_w` into wide layout, zeros in the dropped
+    /// Writes `outs` channels of `out_h × out_w` (an output gradient) in the order
+    /// [`Correlation::weight_grad`] reads them: wide layout, and per block of outputs, the
+    /// block's `BLOCK` vectors at each wide position side by side; zeros in the dropped
     /// columns and in the rows that round `outs` up to a block.
-    pub fn widen(&self, out: &[f32], outs: usize, wide: &mut [f32]) {
-        wide.fill(0.0);
-        let (cols, out_w) = (self.cols(), self.out_w());
-        for (wide, out) in wide
-            .chunks_exact_mut(self.wide())
-            .zip(out.chunks_exact(self.out_h() * out_w).take(outs))
+    pub fn interleave(&self, out: &[f32], outs: usize, grads: &mut [f32]) {
+        grads.fill(0.0);
+        let (cols, out_w, lanes) = (self.cols(), self.out_w(), self.simd.lanes());
+        for (o, out) in out
+            .chunks_exact(self.out_h() * out_w)
+            .take(outs)
+            .enumerate()
         {
-            for (row, line) in wide.chunks_exact_mut(cols).zip(out.chunks_exact(out_w)) {
-                row[..out_w].copy_from_slice(line);
+            let block = &mut grads[o / BLOCK * BLOCK * self.wide()..][..BLOCK * self.wide()];
+            for (y, line) in out.chunks_exact(out_w).enumerate() {
+                // A row's values, split where they cross from one vector into the next.
+                let mut x = 0;
+                while x < out_w {
+                    let at = y * cols + x;
+                    let n = (lanes - at % lanes).min(out_w - x);
+                    let start = (at / lanes * BLOCK + o % BLOCK) * lanes + at % lanes;
+                    block[start..start + n].copy_from_slice(&line[x..x + n]);
+                    x += n;
+                }
             }
         }
     }
@@ -179,10 +191,10 @@ impl Correlation {
         run_forward(self.simd, &self.sizes(padded, wide), padded, packed, wide);
     }
 
-    /// Adds to `sums` (`grad_len(outs)`) the products of the wide output gradient `wide`
-    /// with each tap's shifted `padded` input.
-    pub fn weight_grad(&self, padded: &[f32], wide: &[f32], sums: &mut [f32]) {
-        run_weight_grad(self.simd, &self.sizes(padded, wide), padded, wide, sums);
+    /// Adds to `sums` (`grad_len(outs)`) the products of the output gradient `grads`
+    /// ([`Correlation::interleave`]d) with each tap's shifted `padded` input.
+    pub fn weight_grad(&self, padded: &[f32], grads: &[f32], sums: &mut [f32]) {
+        run_weight_grad(self.simd, &self.sizes(padded, grads), padded, grads, sums);
     }
 
     fn sizes(&self, padded: &[f32], wide: &[f32]) -> Sizes {
@@ -209,71 +221,152 @@ struct Sizes {
     taps: Vec<usize>,
 }
 
-/// One block of `BLOCK` output channels at `L` consecutive wide positions: Σ over channels
-/// and taps of the shifted input vector times each output's weight.
+/// One block of `BLOCK` output channels at `V::LANES` consecutive wide positions: Σ over
+/// channels and taps of the shifted input vector times each output's weight.
 #[inline(always)]
-fn forward<const L: usize>(s: &Sizes, padded: &[f32], packed: &[f32], wide: &mut [f32]) {
+fn forward<V: Lanes>(s: &Sizes, padded: &[f32], packed: &[f32], wide: &mut [f32]) {
     let per_block = s.channels * s.taps.len() * BLOCK;
     for (weights, wide) in packed
         .chunks_exact(per_block)
         .zip(wide.chunks_exact_mut(BLOCK * s.wide))
     {
-        for at in (0..s.wide).step_by(L) {
-            let mut acc = [[0.0f32; L]; BLOCK];
+        for at in (0..s.wide).step_by(V::LANES) {
+            let mut acc = [V::zero(); BLOCK];
             let mut weights = weights.chunks_exact(BLOCK);
             for channel in 0..s.channels {
                 let input = &padded[channel * s.plane + at..];
                 for &tap in &s.taps {
-                    let x: &[f32; L] = input[tap..tap + L].try_into().unwrap();
-                    let w: &[f32; BLOCK] = weights.next().unwrap().try_into().unwrap();
-                    for (acc, &w) in acc.iter_mut().zip(w) {
-                        for (a, &x) in acc.iter_mut().zip(x) {
-                            *a = x.mul_add(w, *a);
-                        }
+                    let x = V::load(&input[tap..]);
+                    for (acc, &w) in acc.iter_mut().zip(weights.next().unwrap()) {
+                        *acc = x.mul_add(V::splat(w), *acc);
                     }
                 }
             }
-            for (out, acc) in wide.chunks_exact_mut(s.wide).zip(&acc) {
-                out[at..at + L].copy_from_slice(acc);
+            for (out, acc) in wide.chunks_exact_mut(s.wide).zip(acc) {
+                acc.store(&mut out[at..]);
             }
         }
     }
 }
 
 /// For each channel, tap and block of outputs: Σ over wide positions of the output
-/// gradient times the shifted input, added lane by lane to `sums` (`L` lanes per weight,
-/// summed across only once, in [`Correlation::unpack_grad`]).
+/// gradient times the shifted input, added lane by lane to `sums` (`V::LANES` lanes per
+/// weight, summed across only once, in [`Correlation::unpack_grad`]).
 #[inline(always)]
-fn weight_grad<const L: usize>(s: &Sizes, padded: &[f32], wide: &[f32], sums: &mut [f32]) {
-    let per_block = s.channels * s.taps.len() * BLOCK * L;
-    for (grads, sums) in wide
+fn weight_grad<V: Lanes>(s: &Sizes, padded: &[f32], grads: &[f32], sums: &mut [f32]) {
+    let per_block = s.channels * s.taps.len() * BLOCK * V::LANES;
+    for (grads, sums) in grads
         .chunks_exact(BLOCK * s.wide)
         .zip(sums.chunks_exact_mut(per_block))
     {
-        let vectors = s.wide / L;
-        let grads: [&[[f32; L]]; BLOCK] =
-            std::array::from_fn(|r| &grads[r * s.wide..][..s.wide].as_chunks::<L>().0[..vectors]);
-        let mut sums = sums.chunks_exact_mut(BLOCK * L);
+        let mut sums = sums.chunks_exact_mut(BLOCK * V::LANES);
         for channel in 0..s.channels {
             let input = &padded[channel * s.plane..];
             for &tap in &s.taps {
-                let inputs = &input[tap..tap + s.wide].as_chunks::<L>().0[..vectors];
-                let sums = sums.next().unwrap();
-                let mut acc = [[0.0f32; L]; BLOCK];
-                for at in 0..vectors {
-                    let x = &inputs[at];
-                    for r in 0..BLOCK {
-                        let g = &grads[r][at];
-                        for l in 0..L {
-                            acc[r][l] = x[l].mul_add(g[l], acc[r][l]);
-                        }
+                let mut acc = [V::zero(); BLOCK];
+                let positions = input[tap..tap + s.wide].chunks_exact(V::LANES);
+                for (x, g) in positions.zip(grads.chunks_exact(BLOCK * V::LANES)) {
+                    let x = V::load(x);
+                    for (acc, g) in acc.iter_mut().zip(g.chunks_exact(V::LANES)) {
+                        *acc = x.mul_add(V::load(g), *acc);
                     }
                 }
-                for (sum, acc) in sums.iter_mut().zip(acc.as_flattened()) {
-                    *sum += acc;
+                let sums = sums.next().unwrap().chunks_exact_mut(V::LANES);
+                for (sum, acc) in sums.zip(acc) {
+                    V::load(sum).add(acc).store(sum);
                 }
             }
         }
+    }
+}
+
+/// A vector register of `LANES` floats and the operations the loops above need, as the
+/// unit's own instructions. Written out rather than left to the compiler's vectorizer,
+/// which turned the weight gradient's loop into gathers, 4× slower.
+trait Lanes: Copy {
+    const LANES: usize;
+    fn zero() -> Self;
+    fn splat(x: f32) -> Self;
+    /// The first `LANES` values of `x`.
+    fn load(x: &[f32]) -> Self;
+    /// Writes the lanes to the first `LANES` values of `out`.
+    fn store(self, out: &mut [f32]);
+    /// `self · b + c`, rounded once.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    fn add(self, b: Self) -> Self;
+}
+
+/// The unit's intrinsics, each needing its target feature: they run only inside the
+/// `#[target_feature]` functions `compiled_for_each_unit!` makes, after `Simd::detect`
+/// found the unit, and the loads and stores check their slices' lengths first.
+macro_rules! intrinsic_lanes {
+    ($ty:ty, $lanes:literal, $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident, $add:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        impl Lanes for $ty {
+            const LANES: usize = $lanes;
+            #[inline(always)]
+            fn zero() -> Self {
+                // SAFETY: see the macro.
+                unsafe { std::arch::x86_64::$zero() }
+            }
+            #[inline(always)]
+            fn splat(x: f32) -> Self {
+                // SAFETY: see the macro.
+                unsafe { std::arch::x86_64::$splat(x) }
+            }
+            #[inline(always)]
+            fn load(x: &[f32]) -> Self {
+                // SAFETY: see the macro; `LANES` values are there to read.
+                unsafe { std::arch::x86_64::$load(x[..$lanes].as_ptr()) }
+            }
+            #[inline(always)]
+            fn store(self, out: &mut [f32]) {
+                // SAFETY: see the macro; `LANES` values are there to write.
+                unsafe { std::arch::x86_64::$store(out[..$lanes].as_mut_ptr(), self) }
+            }
+            #[inline(always)]
+            fn mul_add(self, b: Self, c: Self) -> Self {
+                // SAFETY: see the macro.
+                unsafe { std::arch::x86_64::$fma(self, b, c) }
+            }
+            #[inline(always)]
+            fn add(self, b: Self) -> Self {
+                // SAFETY: see the macro.
+                unsafe { std::arch::x86_64::$add(self, b) }
+            }
+        }
+    };
+}
+
+#[rustfmt::skip]
+intrinsic_lanes!(std::arch::x86_64::__m512, 16, _mm512_setzero_ps, _mm512_set1_ps,
+    _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps);
+#[rustfmt::skip]
+intrinsic_lanes!(std::arch::x86_64::__m256, 8, _mm256_setzero_ps, _mm256_set1_ps,
+    _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps);
+
+/// Two NEON registers, left to the compiler: every aarch64 CPU has them and fused
+/// multiply-add.
+#[cfg(target_arch = "aarch64")]
+impl Lanes for [f32; 8] {
+    const LANES: usize = 8;
+    fn zero() -> Self {
+        [0.0; 8]
+    }
+    fn splat(x: f32) -> Self {
+        [x; 8]
+    }
+    fn load(x: &[f32]) -> Self {
+        x[..8].try_into().unwrap()
+    }
+    fn store(self, out: &mut [f32]) {
+        out[..8].copy_from_slice(&self)
+    }
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        std::array::from_fn(|l| self[l].mul_add(b[l], c[l]))
+    }
+    fn add(self, b: Self) -> Self {
+        std::array::from_fn(|l| self[l] + b[l])
     }
 }
 
@@ -329,13 +422,13 @@ macro_rules! compiled_for_each_unit {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f")]
             fn avx512($($arg: $ty),*) {
-                $kernel::<16>($($arg),*)
+                $kernel::<std::arch::x86_64::__m512>($($arg),*)
             }
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             fn avx2($($arg: $ty),*) {
-                $kernel::<8>($($arg),*)
+                $kernel::<std::arch::x86_64::__m256>($($arg),*)
             }
 
             match simd {
@@ -346,7 +439,7 @@ macro_rules! compiled_for_each_unit {
                 Simd::Avx2 => unsafe { avx2($($arg),*) },
                 // Fused multiply-add is part of every aarch64 CPU.
                 #[cfg(target_arch = "aarch64")]
-                Simd::Neon => $kernel::<8>($($arg),*),
+                Simd::Neon => $kernel::<[f32; 8]>($($arg),*),
             }
         }
     )*};
@@ -354,7 +447,7 @@ macro_rules! compiled_for_each_unit {
 
 compiled_for_each_unit! {
     fn run_forward = forward(s: &Sizes, padded: &[f32], packed: &[f32], wide: &mut [f32]);
-    fn run_weight_grad = weight_grad(s: &Sizes, padded: &[f32], wide: &[f32], sums: &mut [f32]);
+    fn run_weight_grad = weight_grad(s: &Sizes, padded: &[f32], grads: &[f32], sums: &mut [f32]);
 }
 
 #[cfg(test)]
@@ -417,7 +510,7 @@ mod tests {
                 // ∂(Σ g · out)/∂w[o, ch, t] = Σ g[o] · shifted image: the naive correlation of
                 // the image with a one-hot kernel at (ch, t), for each output's gradient.
                 let g = noise(out.len(), 3);
-                c.widen(&g, outs, &mut wide);
+                c.interleave(&g, outs, &mut wide);
                 let mut sums = vec![0.0; c.grad_len(outs)];
                 c.weight_grad(&padded, &wide, &mut sums);
                 let mut grad = vec![0.0; w.len()];
