@@ -459,6 +459,8 @@ where
     O: Optimizer<N, Cpu, f32>,
 {
     let mut kept = Some(weights(&mut model).alloc_grads());
+    // As the course's training loops do.
+    let _pool = mustknow::train::hot_pool();
     median_ms(|| {
         let grads = kept.take().expect("returned by the previous step");
         let mut grads = loss(&mut model, grads).backward();

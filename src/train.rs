@@ -252,6 +252,50 @@ pub fn join_thread_pool() {
     });
 }
 
+/// Joins rayon's pool ([`join_thread_pool`]) and, while the returned guard lives, keeps
+/// the pool's other threads polling for work instead of going to sleep. Training loops hold
+/// one.
+///
+/// A training step runs dozens of parallel ops with sequential work between them (dfdx's
+/// own ops, copies). Between two ops an idle rayon thread yields a few dozen times and then
+/// sleeps; waking it takes longer (on a virtual machine, a tenth of a millisecond and more)
+/// than the share of an op it was woken for, so the calling thread did most ops alone.
+/// PyTorch's OpenMP threads spin between ops too. The polling threads yield their cores
+/// between polls, and the numbers do not change: every op splits its work the same way
+/// whichever thread runs it.
+pub fn hot_pool() -> HotPool {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    join_thread_pool();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    // Only from inside the pool: a polling job could otherwise land on a thread that joined
+    // the pool from elsewhere (another test's thread) and hold it up until the guard drops.
+    if let Some(caller) = rayon::current_thread_index() {
+        let polling = stop.clone();
+        rayon::spawn_broadcast(move |thread| {
+            if thread.index() == caller {
+                return;
+            }
+            while !polling.load(Ordering::Relaxed) {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    std::thread::yield_now();
+                }
+            }
+        });
+    }
+    HotPool { stop }
+}
+
+/// See [`hot_pool`]; dropping it lets the pool's threads sleep again.
+pub struct HotPool {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for HotPool {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Trains `model` with `optimizer` to classify `train`'s examples (by default cross-entropy
 /// on the logits; see [`TrainConfig`] for the loss and a learning-rate schedule),
 /// evaluating on `test` after every epoch.
@@ -269,7 +313,7 @@ where
     M: Classifier<F, C>,
     O: Optimizer<M, Cpu, f32> + LearningRate + ?Sized,
 {
-    join_thread_pool();
+    let _pool = hot_pool();
     let dev = Cpu::default();
     let progress = Progress::new(config, train.batches_per_epoch());
     let mut grads = model.alloc_grads();

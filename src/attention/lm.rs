@@ -147,7 +147,7 @@ impl CharLm {
     /// Trains on random windows of the training text for `STEPS` steps; the curve also
     /// records the validation loss every `STEPS / 10` steps.
     pub fn train(&mut self, split: &Split, seed: u64) -> Result<(Curve, Vec<[f64; 2]>), Error> {
-        crate::train::join_thread_pool();
+        let _pool = crate::train::hot_pool();
         let mut rng = StdRng::seed_from_u64(seed);
         let lr = 3e-3;
         let mut optimizer = adam(&self.net, lr);

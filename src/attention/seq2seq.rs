@@ -164,6 +164,7 @@ fn shift_right(targets: &[usize]) -> Vec<usize> {
 /// §6: trains a [`Seq2Seq`] to reverse strings of `LEN` digits for `STEPS` steps, then
 /// greedily reverses `held_out` fresh strings that never occurred in training.
 pub fn train_reversal(seed: u64, held_out: usize) -> Result<Reversal, Error> {
+    let _pool = crate::train::hot_pool();
     let mut model = Seq2Seq::new(seed);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut optimizer = adam(&model.net, 3e-3);

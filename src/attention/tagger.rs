@@ -112,7 +112,7 @@ impl<const H: usize, const L: usize> Tagger<H, L> {
         lr: f64,
         seed: u64,
     ) -> Result<Curve, Error> {
-        crate::train::join_thread_pool();
+        let _pool = crate::train::hot_pool();
         let mut rng = StdRng::seed_from_u64(seed);
         let mut optimizer = adam(&self.net, lr);
         let mut grads = self.net.alloc_grads();
