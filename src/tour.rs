@@ -1,6 +1,7 @@
 //! Notebook `00_tour`: the course's tools on one small, real problem.
 
 use crate::data::{ImageSet, MiniBatches};
+use crate::nn::ReLU;
 use crate::train::{fit_classifier, History, TrainConfig};
 use crate::Error;
 use dfdx::optim::{Adam, AdamConfig};

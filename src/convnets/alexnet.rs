@@ -5,7 +5,7 @@
 
 use super::smoothed;
 use crate::data::{ImageSet, MiniBatches};
-use crate::nn::builders::{Bias2D, Conv2D, Flatten2D, MaxPool2D, Unflatten2D};
+use crate::nn::builders::{Bias2D, Conv2D, Flatten2D, MaxPool2D, ReLU, Unflatten2D};
 use crate::train::{
     fit_classifier, parameters, set_parameters, EpochRecord, History, StepRecord, TrainConfig,
 };

@@ -3,7 +3,7 @@
 //! classify them.
 
 use crate::data::{ImageSet, MiniBatches};
-use crate::nn::builders::{BatchNorm2D, Conv2D, Flatten2D, MaxPool2D, Unflatten2D};
+use crate::nn::builders::{BatchNorm2D, Conv2D, Flatten2D, MaxPool2D, ReLU, Unflatten2D};
 use crate::optimization::schedules::Schedule;
 use crate::train::{fit_classifier, History, TrainConfig};
 use crate::Error;

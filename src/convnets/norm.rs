@@ -10,7 +10,7 @@
 
 use crate::data::{ImageSet, MiniBatches};
 use crate::nn::builders::{
-    BatchNorm2D, Bias2D, Conv2D, Flatten2D, LayerNorm2D, MaxPool2D, Unflatten2D,
+    BatchNorm2D, Bias2D, Conv2D, Flatten2D, LayerNorm2D, MaxPool2D, ReLU, Unflatten2D,
 };
 use crate::train::{accuracy, evaluate, fit_classifier, Classifier, History, Loss, TrainConfig};
 use crate::Error;

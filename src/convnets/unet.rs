@@ -5,7 +5,7 @@
 //! Trained here on a seeded synthetic set of shapes on noisy backgrounds ([`shapes`]).
 
 use crate::nn;
-use crate::nn::builders::{Conv2D, ConvTranspose2D, MaxPool2D};
+use crate::nn::builders::{Conv2D, ConvTranspose2D, MaxPool2D, ReLU};
 use crate::nn::Bias2D;
 use crate::Error;
 use dfdx::optim::{Adam, AdamConfig};

@@ -5,6 +5,7 @@
 
 use super::{fit_mnist, Fitted, MnistMlp, Schedule, PIXELS};
 use crate::data::ImageSet;
+use crate::nn::ReLU;
 use crate::Error;
 use dfdx::prelude::*;
 

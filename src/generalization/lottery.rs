@@ -6,6 +6,7 @@
 
 use super::{fit_mnist_with, Fitted, Schedule, PIXELS};
 use crate::data::ImageSet;
+use crate::nn::ReLU;
 use crate::optimization::Method;
 use crate::train::{parameters, set_parameters, LearningRate, Trainer};
 use crate::Error;

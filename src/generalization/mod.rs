@@ -19,6 +19,7 @@ pub mod random_labels;
 pub mod width;
 
 use crate::data::{mnist, ImageSet, MiniBatches};
+use crate::nn::ReLU;
 use crate::optimization::Method;
 use crate::train::{evaluate, fit_classifier, Classifier, History, Loss, TrainConfig, Trainer};
 use crate::Error;

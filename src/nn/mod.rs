@@ -1,7 +1,8 @@
 //! The layers dfdx 0.13 keeps behind its `nightly` feature, rebuilt on stable Rust as
 //! dfdx ops and modules: convolution, transposed convolution, pooling, flatten and
-//! upsampling; layer normalisation for images; and batch normalisation and the per-channel
-//! bias as fused ops, several times faster than dfdx's generic ones. Each op computes its own forward and
+//! upsampling; layer normalisation for images; batch normalisation and the per-channel
+//! bias as fused ops, several times faster than dfdx's generic ones; and ReLU, whose
+//! backward pass dfdx runs one scalar at a time. Each op computes its own forward and
 //! backward and records itself on dfdx's tape, so these layers mix with dfdx's own in one
 //! model and train with dfdx's optimizers. CPU and `f32` only, which is what the course
 //! runs on.
@@ -35,6 +36,7 @@ mod layer_norm2d;
 mod linear;
 pub(crate) mod matmul;
 mod pool2d;
+mod relu;
 mod reshape;
 pub(crate) mod tape;
 mod upsample;
@@ -48,6 +50,7 @@ pub use layer_norm1d::LayerNorm1D;
 pub use layer_norm2d::LayerNorm2D;
 pub use linear::{linear, Features};
 pub use pool2d::{pool2d, AvgPool2D, MaxPool2D, Pool};
+pub use relu::{relu, ReLU};
 pub use reshape::{Flatten2D, Unflatten2D};
 pub use upsample::Upsample2D;
 
@@ -75,6 +78,7 @@ pub mod builders {
     pub use super::layer_norm1d::builder::LayerNorm1D;
     pub use super::layer_norm2d::builder::LayerNorm2D;
     pub use super::pool2d::{AvgPool2D, MaxPool2D};
+    pub use super::relu::ReLU;
     pub use super::reshape::{Flatten2D, Unflatten2D};
     pub use super::upsample::Upsample2D;
 }

@@ -6,6 +6,7 @@
 
 use super::{check_digits, digits_mlp, gradient, Criterion, Method, Mlp, Run, Sweep};
 use crate::data::{ImageSet, Points2d};
+use crate::nn::ReLU;
 use crate::train::{norm, Loss};
 use crate::Error;
 use dfdx::optim::{Adam, AdamConfig, Optimizer};

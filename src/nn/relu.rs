@@ -1,0 +1,84 @@
+//! The rectified linear unit, `max(0, x)`, as one recorded op. dfdx's ReLU computes the
+//! same values, but its backward pass reads each value through a bounds-checked index, one
+//! scalar at a time: a tenth of a deep convnet's sequential time. Here both passes are
+//! vectorised loops shared among rayon's threads, the backward one over a byte mask kept
+//! from the forward pass.
+
+use super::tape::{output_buffer, record};
+use super::GRAIN;
+use dfdx::prelude::*;
+use dfdx::tensor::CpuError;
+use rayon::prelude::*;
+
+/// `max(0, x)` elementwise, dfdx's `ReLU` with a faster backward pass (the same numbers).
+/// Every model of the course uses it; `mustknow::prelude` exports it in place of dfdx's.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct ReLU;
+
+impl ZeroSizedModule for ReLU {}
+impl NonMutableModule for ReLU {}
+
+impl<S: Shape, T: Tape<f32, Cpu>> Module<Tensor<S, f32, Cpu, T>> for ReLU {
+    type Output = Tensor<S, f32, Cpu, T>;
+    type Error = CpuError;
+
+    fn try_forward(&self, x: Tensor<S, f32, Cpu, T>) -> Result<Self::Output, CpuError> {
+        relu(x)
+    }
+}
+
+/// `max(0, x)` elementwise, recorded on `x`'s tape. The gradient passes where `x > 0`
+/// and is 0 elsewhere (at 0 too, as in dfdx and PyTorch).
+pub fn relu<S: Shape, T: Tape<f32, Cpu>>(
+    x: Tensor<S, f32, Cpu, T>,
+) -> Result<Tensor<S, f32, Cpu, T>, CpuError> {
+    let (x, tape) = x.try_contiguous()?.split_tape();
+    // Copied into a buffer from dfdx's cache: a fresh one of a big layer's size would be
+    // new memory from the system at every step.
+    let mut out = output_buffer(x.device(), x.shape().num_elements())?;
+    x.copy_into(&mut out);
+    let mut positive = vec![0u8; out.len()];
+    out.par_chunks_mut(GRAIN)
+        .zip(positive.par_chunks_mut(GRAIN))
+        .for_each(|(out, positive)| {
+            for (v, p) in out.iter_mut().zip(positive) {
+                *p = u8::from(*v > 0.0);
+                *v = v.max(0.0);
+            }
+        });
+    let shape = *x.shape();
+    record(&x, [], tape, out, shape, move |g, gx, []| {
+        gx.par_chunks_mut(GRAIN)
+            .zip(g.par_chunks(GRAIN).zip(positive.par_chunks(GRAIN)))
+            .for_each(|(gx, (g, positive))| {
+                // dfdx's own rule, `gx += df · g` with df = 1 or 0: the same rounding, −0
+                // included.
+                for ((gx, &g), &p) in gx.iter_mut().zip(g).zip(positive) {
+                    *gx += f32::from(p) * g;
+                }
+            });
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_gradients_are_dfdx_relus_to_the_bit() {
+        let dev = Cpu::seed_from_u64(0);
+        let mut x: Tensor<Rank2<7, 9>, f32, Cpu> = dev.sample_normal();
+        // Zeros and negative zeros, where the gradient is 0 too.
+        let mut v = x.as_vec();
+        v[..4].copy_from_slice(&[0.0, -0.0, 0.0, -0.0]);
+        x.copy_from(&v);
+        let r: Tensor<Rank2<7, 9>, f32, Cpu> = dev.sample_normal();
+        let ours = ReLU.forward(x.leaky_trace());
+        let theirs = x.leaky_trace().relu();
+        assert_eq!(ours.as_vec(), theirs.as_vec());
+        let ours = (ours * r.clone()).sum().backward();
+        let theirs = (theirs * r).sum().backward();
+        let bits = |g: Vec<f32>| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(ours.get(&x).as_vec()), bits(theirs.get(&x).as_vec()));
+    }
+}
