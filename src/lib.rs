@@ -34,7 +34,7 @@ pub mod prelude {
     pub use crate::display::{Show, Table};
     pub use crate::nn::builders::*;
     // Ours, not dfdx's: the same layers as fused ops (see `nn`).
-    pub use crate::nn::builders::{BatchNorm2D, Bias2D, LayerNorm1D, ReLU};
+    pub use crate::nn::builders::{BatchNorm2D, Bias2D, LayerNorm1D, ReLU, Residual};
     pub use crate::plot::{
         contour, decision_boundary, heatmap, image_grid, line_chart, line_chart_log, scatter,
         xy_chart, Figure, Scale,

@@ -3,7 +3,7 @@
 //! degradation problem. Adding each block's input to its output (`x + F(x)`) removes it.
 
 use crate::data::{ImageSet, MiniBatches};
-use crate::nn::builders::{BatchNorm2D, Conv2D, Flatten2D, ReLU, Unflatten2D};
+use crate::nn::builders::{BatchNorm2D, Conv2D, Flatten2D, ReLU, Residual, Unflatten2D};
 use crate::train::{fit_classifier, Classifier, History, TrainConfig};
 use crate::Error;
 use dfdx::optim::{Momentum, Sgd, SgdConfig};

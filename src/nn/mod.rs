@@ -1,8 +1,8 @@
 //! The layers dfdx 0.13 keeps behind its `nightly` feature, rebuilt on stable Rust as
 //! dfdx ops and modules: convolution, transposed convolution, pooling, flatten and
 //! upsampling; layer normalisation for images; batch normalisation and the per-channel
-//! bias as fused ops, several times faster than dfdx's generic ones; and ReLU, whose
-//! backward pass dfdx runs one scalar at a time. Each op computes its own forward and
+//! bias as fused ops, several times faster than dfdx's generic ones; and ReLU and the
+//! residual connection, whose passes dfdx runs one scalar at a time. Each op computes its own forward and
 //! backward and records itself on dfdx's tape, so these layers mix with dfdx's own in one
 //! model and train with dfdx's optimizers. CPU and `f32` only, which is what the course
 //! runs on.
@@ -38,6 +38,7 @@ pub(crate) mod matmul;
 mod pool2d;
 mod relu;
 mod reshape;
+mod residual;
 pub(crate) mod tape;
 mod upsample;
 
@@ -52,6 +53,7 @@ pub use linear::{linear, Features};
 pub use pool2d::{pool2d, AvgPool2D, MaxPool2D, Pool};
 pub use relu::{relu, ReLU};
 pub use reshape::{Flatten2D, Unflatten2D};
+pub use residual::{add, Residual};
 pub use upsample::Upsample2D;
 
 /// The fewest values one rayon task of a pass over memory takes (PyTorch's grain is the
@@ -80,5 +82,6 @@ pub mod builders {
     pub use super::pool2d::{AvgPool2D, MaxPool2D};
     pub use super::relu::ReLU;
     pub use super::reshape::{Flatten2D, Unflatten2D};
+    pub use super::residual::Residual;
     pub use super::upsample::Upsample2D;
 }
