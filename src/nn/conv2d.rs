@@ -213,19 +213,32 @@ impl Conv {
         });
     }
 
-    /// Σ over images of `f(images, sum)`, each thread summing its share of the batch into
-    /// a buffer of its own, of `len` values; the buffers are added at the end.
-    fn sum_over_images(&self, len: usize, f: impl Fn(Range<usize>, &mut [f32]) + Sync) -> Vec<f32> {
+    /// Σ over images of `f(images, dst, sum)`, each thread summing its share of the batch
+    /// into a buffer of its own, of `len` values; the buffers are added at the end. `dst`
+    /// (empty, or a value buffer per image) is split the same way: `f` gets the images'
+    /// part of it, to write what it computes per image on the way.
+    fn sum_over_images(
+        &self,
+        len: usize,
+        dst: &mut [f32],
+        f: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync,
+    ) -> Vec<f32> {
         let threads = rayon::current_num_threads().min(self.batch).max(1);
         let per_thread = self.batch.div_ceil(threads);
-        let partials: Vec<Vec<f32>> = (0..threads)
+        let per_image = dst.len() / self.batch;
+        let mut shares = Vec::with_capacity(threads);
+        let mut rest = dst;
+        for t in 0..threads {
+            let images = (t * per_thread).min(self.batch)..((t + 1) * per_thread).min(self.batch);
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(images.len() * per_image);
+            shares.push((images, part));
+            rest = tail;
+        }
+        let partials: Vec<Vec<f32>> = shares
             .into_par_iter()
-            .map(|t| {
+            .map(|(images, dst)| {
                 let mut sum = vec![0.0; len];
-                f(
-                    t * per_thread..((t + 1) * per_thread).min(self.batch),
-                    &mut sum,
-                );
+                f(images, dst, &mut sum);
                 sum
             })
             .collect();
@@ -253,7 +266,7 @@ impl Conv {
         if let Some((direct, _)) = self.direct() {
             let outs = self.out_per_group;
             let packed = direct.grad_len(outs);
-            let sums = self.sum_over_images(self.groups * packed, |images, sums| {
+            let sums = self.sum_over_images(self.groups * packed, &mut [], |images, _, sums| {
                 with_scratch(direct.padded_len() + direct.wide_len(outs), |buffer| {
                     let (padded, wide) = buffer.split_at_mut(direct.padded_len());
                     for b in images {
@@ -272,7 +285,7 @@ impl Conv {
             }
             return;
         }
-        let sum = self.sum_over_images(grad_w.len(), |images, sum| {
+        let sum = self.sum_over_images(grad_w.len(), &mut [], |images, _, sum| {
             with_scratch(patch * positions, |cols| {
                 for b in images {
                     let groups = sum
@@ -282,6 +295,45 @@ impl Conv {
                         let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
                         let patches = self.patches(image(b), g, cols).t();
                         matmul(sum, grad_out, patches, true, self.threads_per_product());
+                    }
+                }
+            })
+        });
+        grad_w.iter_mut().zip(sum).for_each(|(g, s)| *g += s);
+    }
+
+    /// [`Conv::forward`] of `x` into `out` and [`Conv::weight_grad`] of `x` with `grad_out`
+    /// into `grad_w` in one sweep over the images, each image's patches built once for both
+    /// products instead of twice: a transposed convolution's backward pass, where `x` is its
+    /// output gradient. The same products, summed in the same order.
+    pub fn forward_and_weight_grad(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        out: &mut [f32],
+        grad_out: &[f32],
+        grad_w: &mut [f32],
+    ) {
+        if self.direct().is_some() {
+            self.forward(x, w, out);
+            return self.weight_grad(x, grad_out, grad_w);
+        }
+        let (positions, patch) = (self.plane.positions(), self.plane.patch_len());
+        let image = |b: usize| &x[b * self.in_len()..][..self.in_len()];
+        let grad = |b: usize| &grad_out[b * self.out_len()..][..self.out_len()];
+        let threads = self.threads_per_product();
+        let sum = self.sum_over_images(grad_w.len(), out, |images, out, sum| {
+            with_scratch(patch * positions, |cols| {
+                for (b, out) in images.zip(out.chunks_exact_mut(self.out_len())) {
+                    let groups = out
+                        .chunks_exact_mut(self.out_per_group * positions)
+                        .zip(sum.chunks_exact_mut(self.out_per_group * patch))
+                        .zip(grad(b).chunks_exact(self.out_per_group * positions));
+                    for (g, ((out, sum), grad_out)) in groups.enumerate() {
+                        let patches = self.patches(image(b), g, cols);
+                        matmul(out, self.kernels(w, g), patches, true, threads);
+                        let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
+                        matmul(sum, grad_out, patches.t(), true, threads);
                     }
                 }
             })
@@ -707,6 +759,31 @@ mod tests {
                 1e-4,
             );
         }
+    }
+
+    #[test]
+    fn the_fused_sweep_is_its_two_passes_to_the_bit() {
+        // Stride 2 (the im2col path), two groups, a batch the threads do not divide.
+        let spec = ConvSpec::default().stride(2).padding(1).groups(2);
+        let (batch, channels, outs, k) = (5, 4, 6, 3);
+        let plane = Plane::new(channels / 2, 7, 6, spec.window(k).unwrap()).unwrap();
+        let conv = Conv {
+            batch,
+            groups: 2,
+            out_per_group: outs / 2,
+            plane,
+        };
+        let x = noise(batch * conv.in_len(), 1);
+        let w = noise(outs * plane.patch_len(), 2);
+        let g = noise(batch * conv.out_len(), 3);
+        let (mut out, mut gw) = (vec![0.0; g.len()], vec![0.0; w.len()]);
+        conv.forward(&x, &w, &mut out);
+        conv.weight_grad(&x, &g, &mut gw);
+        let (mut fused_out, mut fused_gw) = (vec![0.0; g.len()], vec![0.0; w.len()]);
+        conv.forward_and_weight_grad(&x, &w, &mut fused_out, &g, &mut fused_gw);
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&fused_out), bits(&out));
+        assert_eq!(bits(&fused_gw), bits(&gw));
     }
 
     #[test]

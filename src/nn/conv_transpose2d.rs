@@ -79,10 +79,7 @@ where
         tape.merge(w_tape),
         out,
         shape,
-        move |g, gx, [gw]| {
-            conv.forward(g, &w_values, gx);
-            conv.weight_grad(g, &x_values, gw);
-        },
+        move |g, gx, [gw]| conv.forward_and_weight_grad(g, &w_values, gx, &x_values, gw),
     )?;
     Ok(out)
 }
