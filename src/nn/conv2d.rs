@@ -410,9 +410,14 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-/// A contiguous tensor's values, in order.
-pub(crate) fn values<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
-    let mut out = vec![0.0; t.shape().num_elements()];
+/// A contiguous tensor's values, in order, in a buffer from dfdx's tensor cache that goes
+/// back to it when dropped. With fresh memory for each, the allocator gave big buffers back
+/// to the system and faulted them in again at every training step (the ResNet's step had
+/// 2,000 page faults more). As with `vec!`, running out of memory stops the program.
+pub(crate) fn values<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> <Cpu as Storage<f32>>::Vec {
+    let len = t.shape().num_elements();
+    let mut out = (t.device().try_alloc_len(len))
+        .unwrap_or_else(|_| panic!("out of memory for a buffer of {len} values"));
     t.copy_into(&mut out);
     out
 }
