@@ -416,7 +416,9 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 /// 2,000 page faults more). As with `vec!`, running out of memory stops the program.
 pub(crate) fn values<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> <Cpu as Storage<f32>>::Vec {
     let len = t.shape().num_elements();
-    let mut out = (t.device().try_alloc_len(len))
+    let mut out = t
+        .device()
+        .try_alloc_len(len)
         .unwrap_or_else(|_| panic!("out of memory for a buffer of {len} values"));
     t.copy_into(&mut out);
     out

@@ -73,20 +73,21 @@ pub fn add<S: Shape, T: Tape<f32, Cpu> + Merge<T>>(
     let (b, b_tape) = b.try_contiguous()?.split_tape();
     let mut out = output_buffer(a.device(), a.shape().num_elements())?;
     a.copy_into(&mut out);
-    let b_values = values(&b);
-    out.par_chunks_mut(GRAIN)
-        .zip(b_values.par_chunks(GRAIN))
-        .for_each(|(out, b)| out.iter_mut().zip(b).for_each(|(o, b)| *o += b));
+    add_to(&mut out, &values(&b));
     let shape = *a.shape();
     let tape = a_tape.merge(b_tape);
     let out = record(&a, [param(&b)], tape, out, shape, |g, ga, [gb]| {
-        for grad in [ga, gb] {
-            grad.par_chunks_mut(GRAIN)
-                .zip(g.par_chunks(GRAIN))
-                .for_each(|(grad, g)| grad.iter_mut().zip(g).for_each(|(d, g)| *d += g));
-        }
+        add_to(ga, g);
+        add_to(gb, g);
     })?;
     Ok(out)
+}
+
+/// `dst += src`, value by value, shared among rayon's threads.
+fn add_to(dst: &mut [f32], src: &[f32]) {
+    dst.par_chunks_mut(GRAIN)
+        .zip(src.par_chunks(GRAIN))
+        .for_each(|(dst, src)| dst.iter_mut().zip(src).for_each(|(d, s)| *d += s));
 }
 
 #[cfg(test)]
