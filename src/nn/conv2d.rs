@@ -260,7 +260,7 @@ impl Conv {
     /// rebuilt from `x` image by image rather than kept from the forward pass: a cache-sized
     /// buffer per thread instead of one the size of every patch of the batch.
     pub fn weight_grad(&self, x: &[f32], grad_out: &[f32], grad_w: &mut [f32]) {
-        let (positions, patch) = (self.plane.positions(), self.plane.patch_len());
+        let positions = self.plane.positions();
         let image = |b: usize| &x[b * self.in_len()..][..self.in_len()];
         let grad = |b: usize| &grad_out[b * self.out_len()..][..self.out_len()];
         if let Some((direct, _)) = self.direct() {
@@ -285,21 +285,7 @@ impl Conv {
             }
             return;
         }
-        let sum = self.sum_over_images(grad_w.len(), &mut [], |images, _, sum| {
-            with_scratch(patch * positions, |cols| {
-                for b in images {
-                    let groups = sum
-                        .chunks_exact_mut(self.out_per_group * patch)
-                        .zip(grad(b).chunks_exact(self.out_per_group * positions));
-                    for (g, (sum, grad_out)) in groups.enumerate() {
-                        let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
-                        let patches = self.patches(image(b), g, cols).t();
-                        matmul(sum, grad_out, patches, true, self.threads_per_product());
-                    }
-                }
-            })
-        });
-        grad_w.iter_mut().zip(sum).for_each(|(g, s)| *g += s);
+        self.im2col_weight_grad(x, grad_out, grad_w, None);
     }
 
     /// [`Conv::forward`] of `x` into `out` and [`Conv::weight_grad`] of `x` with `grad_out`
@@ -318,21 +304,44 @@ impl Conv {
             self.forward(x, w, out);
             return self.weight_grad(x, grad_out, grad_w);
         }
+        self.im2col_weight_grad(x, grad_out, grad_w, Some((w, out)));
+    }
+
+    /// The im2col path's weight gradient: adds Σ over images of ∂L/∂out · patchesᵀ to
+    /// `grad_w`. With `forward = Some((w, out))`, each image's patches also give its
+    /// [`Conv::forward`] product into `out`, so they are built once for both.
+    fn im2col_weight_grad(
+        &self,
+        x: &[f32],
+        grad_out: &[f32],
+        grad_w: &mut [f32],
+        forward: Option<(&[f32], &mut [f32])>,
+    ) {
         let (positions, patch) = (self.plane.positions(), self.plane.patch_len());
         let image = |b: usize| &x[b * self.in_len()..][..self.in_len()];
         let grad = |b: usize| &grad_out[b * self.out_len()..][..self.out_len()];
         let threads = self.threads_per_product();
+        let (w, out) = match forward {
+            Some((w, out)) => (Some(w), out),
+            None => (None, &mut [][..]),
+        };
         let sum = self.sum_over_images(grad_w.len(), out, |images, out, sum| {
             with_scratch(patch * positions, |cols| {
-                for (b, out) in images.zip(out.chunks_exact_mut(self.out_len())) {
-                    let groups = out
-                        .chunks_exact_mut(self.out_per_group * positions)
-                        .zip(sum.chunks_exact_mut(self.out_per_group * patch))
-                        .zip(grad(b).chunks_exact(self.out_per_group * positions));
-                    for (g, ((out, sum), grad_out)) in groups.enumerate() {
+                let first = images.start;
+                for b in images {
+                    for g in 0..self.groups {
                         let patches = self.patches(image(b), g, cols);
-                        matmul(out, self.kernels(w, g), patches, true, threads);
+                        if let Some(w) = w {
+                            let image_out = &mut out[(b - first) * self.out_len()..];
+                            let group_out = &mut image_out[g * self.out_per_group * positions..]
+                                [..self.out_per_group * positions];
+                            matmul(group_out, self.kernels(w, g), patches, true, threads);
+                        }
+                        let grad_out = &grad(b)[g * self.out_per_group * positions..]
+                            [..self.out_per_group * positions];
                         let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
+                        let sum = &mut sum[g * self.out_per_group * patch..]
+                            [..self.out_per_group * patch];
                         matmul(sum, grad_out, patches.t(), true, threads);
                     }
                 }
