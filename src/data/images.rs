@@ -3,10 +3,9 @@
 
 use super::files::{DataDir, DataFile, DIGITS, FASHION_IMAGES, FASHION_LABELS};
 use super::files::{MNIST_IMAGES, MNIST_LABELS};
+use super::tables::numeric_rows;
 use crate::Error;
-use polars::prelude::*;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
-use std::io::Cursor;
 
 /// Labelled grey-scale images, used from the first image-classification notebook onwards.
 ///
@@ -160,44 +159,26 @@ impl DataDir {
     pub fn digits(&self) -> Result<ImageSet, Error> {
         let bytes = self.read(&DIGITS)?;
         let bad = |problem: String| self.bad_format(&DIGITS, problem);
-        let schema: Schema = (0..64)
-            .map(|i| Field::new(format!("pixel_{i}").into(), DataType::Int64))
-            .chain([Field::new("label".into(), DataType::Int64)])
-            .collect();
-        let table = CsvReadOptions::default()
-            .with_has_header(false)
-            .with_schema(Some(Arc::new(schema)))
-            .into_reader_with_file_handle(Cursor::new(bytes))
-            .finish()
-            .map_err(|e| bad(e.to_string()))?;
-        let columns = table.get_columns();
-        let n = table.height();
-        let mut pixels = vec![0.0; n * 64];
-        let mut labels = vec![0; n];
-        for (col, column) in columns.iter().enumerate() {
-            let values = column.i64().map_err(|e| bad(e.to_string()))?;
-            for (row, value) in values.iter().enumerate() {
+        let rows = numeric_rows(&bytes, 65, 1).map_err(bad)?;
+        let mut pixels = Vec::with_capacity(rows.len() * 64);
+        let mut labels = Vec::with_capacity(rows.len());
+        for (row, values) in rows.iter().enumerate() {
+            for (col, &value) in values.iter().enumerate() {
                 let (max, what) = if col < 64 {
-                    (16, "grey level")
+                    (16.0, "grey level")
                 } else {
-                    (9, "label")
+                    (9.0, "label")
                 };
-                let value = match value {
-                    Some(v) if (0..=max).contains(&v) => v,
-                    other => {
-                        return Err(bad(format!(
-                            "line {}, column {}: {what} {other:?} is not in 0..={max}",
-                            row + 1,
-                            col + 1
-                        )))
-                    }
-                };
-                if col < 64 {
-                    pixels[row * 64 + col] = value as f32 / 16.0;
-                } else {
-                    labels[row] = value as usize;
+                if value.fract() != 0.0 || !(0.0..=max).contains(&value) {
+                    return Err(bad(format!(
+                        "line {}, column {}: {what} {value} is not a whole number in 0..={max}",
+                        row + 1,
+                        col + 1
+                    )));
                 }
             }
+            pixels.extend(values[..64].iter().map(|&v| v as f32 / 16.0));
+            labels.push(values[64] as usize);
         }
         Ok(ImageSet {
             pixels,

@@ -6,7 +6,6 @@
 use super::files::{DataDir, DataFile, IRIS, WINE};
 use crate::Error;
 use polars::prelude::*;
-use std::io::Cursor;
 
 /// Fisher's iris (1936): 150 flowers × (sepal_length, sepal_width, petal_length,
 /// petal_width in cm, species), used from the first classical-ML notebook onwards.
@@ -64,38 +63,63 @@ impl DataDir {
             .position(|&b| b == b'\n')
             .unwrap_or(bytes.len());
         let (rows, classes) = sklearn_header(&bytes[..split], features.len()).map_err(bad)?;
-        let body = bytes.get(split + 1..).unwrap_or_default().to_vec();
-
-        let schema: Schema = features
-            .iter()
-            .map(|&name| Field::new(name.into(), DataType::Float64))
-            .chain([Field::new("target".into(), DataType::Int64)])
-            .collect();
-        let mut table = CsvReadOptions::default()
-            .with_has_header(false)
-            .with_schema(Some(Arc::new(schema)))
-            .into_reader_with_file_handle(Cursor::new(body))
-            .finish()
-            .map_err(|e| bad(e.to_string()))?;
-        if table.height() != rows {
+        let body = bytes.get(split + 1..).unwrap_or_default();
+        let table = numeric_rows(body, features.len() + 1, 2).map_err(bad)?;
+        if table.len() != rows {
             return Err(bad(format!(
                 "the first line promises {rows} rows, the file has {}",
-                table.height()
+                table.len()
             )));
         }
-        if let Some(column) = table.get_columns().iter().find(|c| c.null_count() > 0) {
-            return Err(bad(format!("column {} has empty values", column.name())));
-        }
 
-        let targets = table
-            .drop_in_place("target")
-            .map_err(|e| bad(e.to_string()))?;
-        let names = class_names_of(&targets, &classes).map_err(bad)?;
-        table
-            .with_column(Series::new(class_column.into(), names))
-            .map_err(|e| bad(e.to_string()))?;
-        Ok(table)
+        let column = |j: usize| table.iter().map(|row| row[j]).collect::<Vec<f64>>();
+        let mut columns: Vec<Column> = features
+            .iter()
+            .enumerate()
+            .map(|(j, &name)| Column::new(name.into(), column(j)))
+            .collect();
+        let names = class_names_of(&column(features.len()), &classes).map_err(bad)?;
+        columns.push(Column::new(class_column.into(), names));
+        DataFrame::new(columns).map_err(|e| bad(e.to_string()))
     }
+}
+
+/// The rows of a headerless CSV of numbers, each `width` fields long. `first_line` is the
+/// file line `body` starts on, so that a problem names the line a reader finds it on.
+pub(super) fn numeric_rows(
+    body: &[u8],
+    width: usize,
+    first_line: u64,
+) -> Result<Vec<Vec<f64>>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body);
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| e.to_string())?;
+        let line = first_line + record.position().map_or(0, |p| p.line() - 1);
+        if record.len() != width {
+            return Err(format!(
+                "line {line} should have {width} values, it has {}",
+                record.len()
+            ));
+        }
+        let number = |(j, field): (usize, &str)| {
+            field
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| format!("line {line}, column {}: {field:?} is not a number", j + 1))
+        };
+        rows.push(
+            record
+                .iter()
+                .enumerate()
+                .map(number)
+                .collect::<Result<_, _>>()?,
+        );
+    }
+    Ok(rows)
 }
 
 /// Parses `rows,features,class names...`, checking the feature count.
@@ -115,21 +139,20 @@ fn sklearn_header(line: &[u8], features: usize) -> Result<(usize, Vec<String>), 
 }
 
 /// Each row's class name, from its class index.
-fn class_names_of(targets: &Column, classes: &[String]) -> Result<Vec<String>, String> {
-    let targets = targets.i64().map_err(|e| e.to_string())?;
+fn class_names_of(targets: &[f64], classes: &[String]) -> Result<Vec<String>, String> {
     targets
-        .into_no_null_iter()
+        .iter()
         .enumerate()
-        .map(
-            |(row, t)| match usize::try_from(t).ok().and_then(|t| classes.get(t)) {
-                Some(name) => Ok(name.clone()),
-                None => Err(format!(
+        .map(|(row, &t)| {
+            let class = (t.fract() == 0.0 && t >= 0.0).then(|| classes.get(t as usize));
+            class.flatten().cloned().ok_or_else(|| {
+                format!(
                     "line {}: class {t} is not one of the {} classes",
                     row + 2,
                     classes.len()
-                )),
-            },
-        )
+                )
+            })
+        })
         .collect()
 }
 
@@ -223,6 +246,26 @@ mod tests {
         assert!(sklearn_header(b"150,4,a,b,c", 4).is_ok());
         let problem = sklearn_header(b"5.1,3.5,1.4,0.2,0", 4).unwrap_err();
         assert!(problem.contains("line 1"), "{problem}");
+    }
+
+    #[test]
+    fn a_bad_row_names_its_line_and_column() {
+        assert_eq!(
+            numeric_rows(b"1,2\n3.5,-4\n", 2, 2).unwrap(),
+            [[1.0, 2.0], [3.5, -4.0]]
+        );
+        let problem = numeric_rows(b"1,2\n3,x\n", 2, 2).unwrap_err();
+        assert!(problem.contains("line 3, column 2"), "{problem}");
+        let problem = numeric_rows(b"1,2\n3\n", 2, 2).unwrap_err();
+        assert!(
+            problem.contains("line 3 should have 2 values, it has 1"),
+            "{problem}"
+        );
+        let classes = ["a".to_owned(), "b".to_owned()];
+        assert_eq!(class_names_of(&[1.0, 0.0], &classes).unwrap(), ["b", "a"]);
+        let problem = class_names_of(&[0.0, 2.0], &classes).unwrap_err();
+        assert!(problem.contains("line 3: class 2"), "{problem}");
+        assert!(class_names_of(&[0.5], &classes).is_err());
     }
 
     #[test]
