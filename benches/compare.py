@@ -2,8 +2,9 @@
 
 1. Training steps and layers: the crate's benchmarks (benches/course.rs) and, when PyTorch
    is installed, the same cases in PyTorch on the same machine and thread count, with the
-   ratio ours / PyTorch (below 1: we are faster). PyTorch is opt-in and large (about 5 GB
-   with its CUDA libraries): `make bench-torch` installs it into target/torch-venv.
+   ratio ours / PyTorch (below 1: we are faster): medians of `--rounds` rounds (3) in which
+   the two sides take turns. PyTorch is opt-in and large (about 5 GB with its CUDA
+   libraries): `make bench-torch` installs it into target/torch-venv.
 2. What a learner waits for in the Rust kernel (benches/kernel.py).
 3. Each notebook's run time in the headless runner, which runs them all (about 10 minutes;
    `--no-notebooks` skips it).
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 
@@ -45,27 +47,46 @@ def cpu_name():
     return platform.processor() or "unknown CPU"
 
 
-def steps_table():
+def steps_table(rounds):
     run(["cargo", "bench", "--bench", "course", "--no-run"])
     bench = ["cargo", "bench", "--quiet", "--bench", "course", "--"]
-    cases = run(bench + ["--cases"])
-    ours = json.loads(run(bench + ["--json"]))
-    threads = ours["threads"]
-    print(f"{cpu_name()}, {os.cpu_count()} cores; {threads} threads on both sides\n")
+    cases = json.loads(run(bench + ["--cases"]))
     if not os.path.exists(TORCH_PYTHON):
+        ours = json.loads(run(bench + ["--json"]))
+        print(f"{cpu_name()}, {os.cpu_count()} cores; {ours['threads']} threads\n")
         print("| case | ours, ms |\n| --- | ---: |")
         for r in ours["results"]:
             print(f"| {r['name']} | {r['ms']:.2f} |")
         print("\nPyTorch is not installed, so there is nothing to compare with: `make bench-torch`"
               " installs it (about 5 GB) into target/torch-venv, then run `make bench` again.")
         return
-    torch = json.loads(run([TORCH_PYTHON, "benches/torch_course.py", str(threads)], stdin=cases))
-    theirs = {r["name"]: r["ms"] for r in torch["results"]}
-    print(f"| case | ours, ms | PyTorch {torch['version']}, ms | ours / PyTorch |")
-    print("| --- | ---: | ---: | ---: |")
-    for r in ours["results"]:
-        t = theirs[r["name"]]
-        print(f"| {r['name']} | {r['ms']:.2f} | {t:.2f} | {r['ms'] / t:.2f} |")
+    # The two sides take turns, one op's cases at a time, ours first in even rounds and
+    # PyTorch first in odd ones, so that both run in the same minute of a machine whose
+    # speed drifts. Round 0 runs ours first: it tells PyTorch the thread count.
+    ops = list(dict.fromkeys(c["op"] for c in cases))
+    ours, theirs = {}, {}
+    for r in range(rounds):
+        for op in ops:
+            for side in ("ours", "torch") if r % 2 == 0 else ("torch", "ours"):
+                if side == "ours":
+                    out = json.loads(run(bench + ["--json", op]))
+                    threads, times = out["threads"], ours
+                else:
+                    picked = json.dumps([c for c in cases if c["op"] == op])
+                    out = json.loads(run([TORCH_PYTHON, "benches/torch_course.py", str(threads)],
+                                         stdin=picked))
+                    version, times = out["version"], theirs
+                for result in out["results"]:
+                    times.setdefault(result["name"], []).append(result["ms"])
+    print(f"{cpu_name()}, {os.cpu_count()} cores; {threads} threads on both sides;"
+          f" medians of {rounds} rounds, the sides taking turns op by op\n")
+    print(f"| case | ours, ms | PyTorch {version}, ms | ours / PyTorch | each round |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    for c in cases:
+        a, b = ours[c["name"]], theirs[c["name"]]
+        each = " / ".join(f"{x / y:.2f}" for x, y in zip(a, b))
+        print(f"| {c['name']} | {statistics.median(a):.2f} | {statistics.median(b):.2f} |"
+              f" {statistics.median(a) / statistics.median(b):.2f} | {each} |")
 
 
 def goal(seconds, limit):
@@ -112,8 +133,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-notebooks", action="store_true",
                         help="skip running every notebook (about 10 minutes)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the training-step comparison (default 3)")
     args = parser.parse_args()
-    steps_table()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    steps_table(args.rounds)
     kernel_table()
     if not args.no_notebooks:
         notebooks_table()
