@@ -3,7 +3,7 @@
 
 use super::files::{DataDir, DataFile, DIGITS, FASHION_IMAGES, FASHION_LABELS};
 use super::files::{MNIST_IMAGES, MNIST_LABELS};
-use super::tables::numeric_rows;
+use super::tables::{numeric_rows, whole_number};
 use crate::Error;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 
@@ -165,11 +165,11 @@ impl DataDir {
         for (row, values) in rows.iter().enumerate() {
             for (col, &value) in values.iter().enumerate() {
                 let (max, what) = if col < 64 {
-                    (16.0, "grey level")
+                    (16, "grey level")
                 } else {
-                    (9.0, "label")
+                    (9, "label")
                 };
-                if value.fract() != 0.0 || !(0.0..=max).contains(&value) {
+                if whole_number(value, max).is_none() {
                     return Err(bad(format!(
                         "line {}, column {}: {what} {value} is not a whole number in 0..={max}",
                         row + 1,

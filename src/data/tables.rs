@@ -138,14 +138,19 @@ fn sklearn_header(line: &[u8], features: usize) -> Result<(usize, Vec<String>), 
     }
 }
 
+/// `value` as an integer, when it is a whole number in `0..=max`.
+pub(super) fn whole_number(value: f64, max: usize) -> Option<usize> {
+    (value.fract() == 0.0 && (0.0..=max as f64).contains(&value)).then_some(value as usize)
+}
+
 /// Each row's class name, from its class index.
 fn class_names_of(targets: &[f64], classes: &[String]) -> Result<Vec<String>, String> {
     targets
         .iter()
         .enumerate()
         .map(|(row, &t)| {
-            let class = (t.fract() == 0.0 && t >= 0.0).then(|| classes.get(t as usize));
-            class.flatten().cloned().ok_or_else(|| {
+            let class = whole_number(t, classes.len()).and_then(|t| classes.get(t));
+            class.cloned().ok_or_else(|| {
                 format!(
                     "line {}: class {t} is not one of the {} classes",
                     row + 2,
