@@ -198,7 +198,7 @@ const CASES: [Case; 18] = [
 ];
 
 fn main() {
-    mustknow::train::join_thread_pool();
+    mustknow::runtime::join_thread_pool();
     let args: Vec<String> = std::env::args().collect();
     let flag = |f: &str| args.iter().any(|a| a == f);
     if flag("--cases") {
@@ -338,7 +338,7 @@ where
 
 /// Adam at dfdx's defaults (learning rate 1e-3).
 fn adam<M: TensorCollection<f32, Cpu>>(model: &M) -> Adam<M, f32, Cpu> {
-    Adam::new(model, AdamConfig::default())
+    adam_at(model, 1e-3)
 }
 
 /// SGD with momentum 0.9 at learning rate 0.05: how notebook 04 trains its deep stacks
@@ -366,13 +366,7 @@ fn time_unet_step(dev: &Cpu, batch: usize) -> f64 {
         dev.tensor_from_vec(set.masks, shape),
     );
     let net = UNet::new(dev);
-    let adam = Adam::new(
-        &net,
-        AdamConfig {
-            lr: 3e-3,
-            ..Default::default()
-        },
-    );
+    let adam = adam_at(&net, 3e-3);
     time_step(
         net,
         |n| n,
@@ -387,7 +381,7 @@ fn time_unet_step(dev: &Cpu, batch: usize) -> f64 {
 /// One Adam step of notebook 05's character language model on a fixed batch of windows.
 fn time_char_lm_step() -> f64 {
     let model = CharLm::new(0);
-    let adam = attention::adam(&model.net, 3e-3);
+    let adam = adam_at(&model.net, 3e-3);
     let tokens: Vec<usize> = (0..lm::BATCH * (lm::CONTEXT + 1))
         .map(|i| i * 7 % lm::CHARS)
         .collect();
@@ -412,7 +406,7 @@ fn time_char_lm_step() -> f64 {
 /// full layout, on `batch` strings of `len` digits of the two-look-ups task.
 fn time_tagger_step(batch: usize, len: usize) -> f64 {
     let model = Tagger::<4, { tagger::DEPTH }>::new(Positions::Learned, Layout::FULL, 0);
-    let adam = attention::adam(&model.net, 3e-3);
+    let adam = adam_at(&model.net, 3e-3);
     let task = Task::TwoLookups.batch(batch, len, &mut StdRng::seed_from_u64(0));
     time_step(
         model,
@@ -430,13 +424,24 @@ fn time_tagger_step(batch: usize, len: usize) -> f64 {
 /// strings and their reversals, with teacher forcing, as `train_reversal` trains it.
 fn time_seq2seq_step(batch: usize) -> f64 {
     let model = Seq2Seq::new(0);
-    let adam = attention::adam(&model.net, 3e-3);
+    let adam = adam_at(&model.net, 3e-3);
     let (sources, targets) = reversals(batch, seq2seq::LEN, &mut StdRng::seed_from_u64(0));
     time_step(
         model,
         |m| &mut m.net,
         adam,
         |model, grads| model.loss(&sources, &targets, grads).unwrap(),
+    )
+}
+
+/// Adam at learning rate `lr`: 3e-3 is how the course trains the U-Net and the transformers.
+fn adam_at<N: TensorCollection<f32, Cpu>>(net: &N, lr: f64) -> Adam<N, f32, Cpu> {
+    Adam::new(
+        net,
+        AdamConfig {
+            lr,
+            ..Default::default()
+        },
     )
 }
 
@@ -460,7 +465,7 @@ where
 {
     let mut kept = Some(weights(&mut model).alloc_grads());
     // As the course's training loops do.
-    let _pool = mustknow::train::hot_pool();
+    let _pool = mustknow::runtime::hot_pool();
     median_ms(|| {
         let grads = kept.take().expect("returned by the previous step");
         let mut grads = loss(&mut model, grads).backward();

@@ -3,9 +3,12 @@
 //! One module per notebook section (`tour` is `notebooks/00_tour.ipynb`, `backprop` is
 //! `01_backprop`, `optimization` is `02_optimization`, `generalization` is
 //! `03_generalization`, `convnets` is `04_convnets`, `attention` is `05_attention`), plus
-//! small shared modules: [`data`] (datasets and mini-batches), [`train`] (the training
-//! loop), [`nn`] (convolution and pooling layers for dfdx on stable Rust), [`plot`]
-//! (figures), [`display`] (tables), [`seed`]. Notebooks start with
+//! small shared modules: [`data`] (datasets and mini-batches), [`models`] (models more
+//! than one notebook trains), [`optim`] (optimizer settings and learning-rate schedules),
+//! [`train`] (the one training loop), [`runtime`] (the device and thread pool training
+//! runs on), [`nn`] (layers and fused ops for dfdx on stable Rust), [`plot`] (figures),
+//! [`display`] (tables), [`seed`]. A section's module uses the shared ones and never
+//! another section's. Notebooks start with
 //! `use mustknow::prelude::*;`.
 
 pub mod attention;
@@ -15,9 +18,12 @@ pub mod data;
 pub mod display;
 mod error;
 pub mod generalization;
+pub mod models;
 pub mod nn;
+pub mod optim;
 pub mod optimization;
 pub mod plot;
+pub mod runtime;
 pub mod seed;
 pub mod tour;
 pub mod train;
@@ -35,12 +41,13 @@ pub mod prelude {
     pub use crate::nn::builders::*;
     // Ours, not dfdx's: the same layers as fused ops (see `nn`).
     pub use crate::nn::builders::{BatchNorm2D, Bias2D, LayerNorm1D, ReLU, Residual};
+    pub use crate::optim::{Method, Schedule};
     pub use crate::plot::{
         contour, decision_boundary, heatmap, image_grid, line_chart, line_chart_log, scatter,
         xy_chart, Figure, Scale,
     };
     pub use crate::seed::notebook_seed;
-    pub use crate::train::{fit_classifier, TrainConfig};
+    pub use crate::train::{fit, fit_classifier, TrainConfig};
     pub use crate::Error;
     pub use dfdx::prelude::*;
     pub use rand::{rngs::StdRng, Rng, SeedableRng};

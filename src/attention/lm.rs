@@ -6,9 +6,12 @@ use super::blocks::{Layout, Stack};
 use super::positions::add_learned;
 use super::scaled::causal_mask;
 use super::tagger::Curve;
-use super::{adam, check_finite, ids, masked_cross_entropy, update, warmup_cosine, Ids, Logits};
+use super::{ids, masked_cross_entropy, Ids, Logits};
 use crate::data::CharCorpus;
 use crate::nn::{linear, LayerNorm1D};
+use crate::optim::{Method, Schedule};
+use crate::runtime::device;
+use crate::train::{fit, Drawn, Evaluation, Measured, Objective, TrainConfig};
 use crate::Error;
 use dfdx::nn::builders as builder;
 use dfdx::nn::modules::{Embedding, Linear};
@@ -26,8 +29,9 @@ pub const FF: usize = 128;
 pub const LAYERS: usize = 2;
 /// The characters the model reads at once.
 pub const CONTEXT: usize = 32;
-/// Training steps and windows per batch.
+/// Training steps, the validation loss measured every tenth of them, and windows per batch.
 pub const STEPS: usize = 450;
+pub const EVALUATIONS: usize = 10;
 pub const BATCH: usize = 32;
 /// The share of the text, at its end, held out for validation.
 pub const VALIDATION: f64 = 0.1;
@@ -98,9 +102,12 @@ impl Split {
     }
 }
 
+/// Character ids and, one character later, the targets: a batch of windows of the text.
+type Windows = (Vec<usize>, Vec<Option<usize>>);
+
 /// `batch` random windows of `CONTEXT + 1` characters of `tokens`: the inputs and, one
 /// character later, the targets.
-fn windows(tokens: &[usize], batch: usize, rng: &mut StdRng) -> (Vec<usize>, Vec<Option<usize>>) {
+fn windows(tokens: &[usize], batch: usize, rng: &mut StdRng) -> Windows {
     let mut inputs = Vec::with_capacity(batch * CONTEXT);
     let mut targets = Vec::with_capacity(batch * CONTEXT);
     for _ in 0..batch {
@@ -117,7 +124,7 @@ fn windows(tokens: &[usize], batch: usize, rng: &mut StdRng) -> (Vec<usize>, Vec
 
 impl CharLm {
     pub fn new(seed: u64) -> Self {
-        let dev = crate::train::device(seed);
+        let dev = device(seed);
         CharLm {
             net: CharLmNet {
                 tokens: dev.build_module::<builder::Embedding<CHARS, DIM>, f32>(),
@@ -134,44 +141,37 @@ impl CharLm {
         &self,
         x: Ids<T>,
     ) -> Result<Logits<CHARS, T>, Error> {
-        let net = &self.net;
-        let (b, n) = *x.shape();
-        let h = net.tokens.try_forward(x)?;
-        let h = add_learned(h, &net.positions)?;
-        let (h, _) = net
-            .stack
-            .forward(h, Some(&causal_mask(b, n)), Layout::FULL)?;
-        linear(&net.head, net.norm.try_forward(h)?)
+        self.net.forward(x)
     }
 
-    /// Trains on random windows of the training text for `STEPS` steps; the curve also
-    /// records the validation loss every `STEPS / 10` steps.
+    /// Trains on random windows of the training text for `STEPS` Adam steps, the learning
+    /// rate warming up over the first tenth to 3e-3 and then falling along half a cosine to
+    /// a tenth of that (the paper warms up too). The curve records every step's loss; the
+    /// validation points are (steps taken, validation loss), before training and after
+    /// every `STEPS / EVALUATIONS` steps.
     pub fn train(&mut self, split: &Split, seed: u64) -> Result<(Curve, Vec<[f64; 2]>), Error> {
-        let _pool = crate::train::hot_pool();
         let mut rng = StdRng::seed_from_u64(seed);
-        let lr = 3e-3;
-        let mut optimizer = adam(&self.net, lr);
-        let mut grads = self.net.alloc_grads();
-        let mut losses = Vec::with_capacity(STEPS);
-        let mut validation = Vec::new();
-        for step in 0..STEPS {
-            if step % (STEPS / 10) == 0 {
-                validation.push([step as f64, self.validation_loss(split, seed)? as f64]);
-            }
-            optimizer.cfg.lr = warmup_cosine(lr, step, STEPS);
-            let (inputs, targets) = windows(split.train(), BATCH, &mut rng);
-            let x = ids(&inputs, BATCH, CONTEXT)?.traced(grads);
-            let loss = masked_cross_entropy(self.forward(x)?, &targets)?;
-            losses.push(loss.array());
-            check_finite("the training loss", losses[step], step)?;
-            grads = loss.backward();
-            update(&mut optimizer, &mut self.net, &grads)?;
-            self.net.zero_grads(&mut grads);
-        }
-        validation.push([STEPS as f64, self.validation_loss(split, seed)? as f64]);
+        let schedule = Schedule::Cosine {
+            lr: 3e-3,
+            warmup: 0.1,
+            floor: 0.1,
+        };
+        let mut adam = Method::Adam.at(schedule.peak()).build(&self.net);
+        let batches = Drawn::new(STEPS / EVALUATIONS, || {
+            windows(split.train(), BATCH, &mut rng)
+        });
+        let before = self.validation_loss(split, seed)?;
+        let objective = NextCharacter { split, seed };
+        let config = TrainConfig::new(EVALUATIONS).schedule(schedule).quiet();
+        let history = fit(&mut self.net, adam.as_mut(), batches, objective, &config)?;
+        let after = history
+            .epochs
+            .iter()
+            .map(|e| [e.step as f64, e.test_loss as f64]);
+        let validation = std::iter::once([0.0, before as f64]).chain(after).collect();
         let curve = Curve {
             name: "training".into(),
-            losses,
+            losses: history.losses(),
         };
         Ok((curve, validation))
     }
@@ -179,14 +179,7 @@ impl CharLm {
     /// The mean cross-entropy (nats per character) on 256 fixed windows of the
     /// validation text.
     pub fn validation_loss(&self, split: &Split, seed: u64) -> Result<f32, Error> {
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x0a11_da7a);
-        let mut total = 0.0;
-        for _ in 0..4 {
-            let (inputs, targets) = windows(split.validation(), 64, &mut rng);
-            let logits = self.forward(ids(&inputs, 64, CONTEXT)?)?;
-            total += masked_cross_entropy(logits, &targets)?.array();
-        }
-        Ok(total / 4.0)
+        self.net.validation_loss(split, seed)
     }
 
     /// `length` characters continuing `prompt`, each drawn from the softmax of the logits
@@ -243,6 +236,60 @@ fn draw(logits: &[f32], temperature: f32, rng: &mut StdRng) -> usize {
         u -= w;
     }
     weights.len() - 1
+}
+
+impl CharLmNet<f32, Cpu> {
+    /// See [`CharLm::forward`].
+    fn forward<T: Tape<f32, Cpu> + Merge<T>>(&self, x: Ids<T>) -> Result<Logits<CHARS, T>, Error> {
+        let (b, n) = *x.shape();
+        let h = self.tokens.try_forward(x)?;
+        let h = add_learned(h, &self.positions)?;
+        let (h, _) = self
+            .stack
+            .forward(h, Some(&causal_mask(b, n)), Layout::FULL)?;
+        linear(&self.head, self.norm.try_forward(h)?)
+    }
+
+    /// See [`CharLm::validation_loss`].
+    fn validation_loss(&self, split: &Split, seed: u64) -> Result<f32, Error> {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x0a11_da7a);
+        let mut total = 0.0;
+        for _ in 0..4 {
+            let (inputs, targets) = windows(split.validation(), 64, &mut rng);
+            let logits = self.forward(ids(&inputs, 64, CONTEXT)?)?;
+            total += masked_cross_entropy(logits, &targets)?.array();
+        }
+        Ok(total / 4.0)
+    }
+}
+
+/// What [`CharLm::train`] minimises: the next-character cross-entropy on windows of the
+/// training text, with the validation loss after every epoch.
+struct NextCharacter<'a> {
+    split: &'a Split,
+    seed: u64,
+}
+
+impl Objective<CharLmNet<f32, Cpu>, Windows> for NextCharacter<'_> {
+    fn loss(
+        &mut self,
+        net: &mut CharLmNet<f32, Cpu>,
+        (inputs, targets): Windows,
+        grads: Gradients<f32, Cpu>,
+    ) -> Result<Measured, Error> {
+        let x = ids(&inputs, BATCH, CONTEXT)?.traced(grads);
+        Ok(Measured::loss(masked_cross_entropy(
+            net.forward(x)?,
+            &targets,
+        )?))
+    }
+
+    fn evaluate(&mut self, net: &CharLmNet<f32, Cpu>) -> Result<Option<Evaluation>, Error> {
+        Ok(Some(Evaluation {
+            loss: net.validation_loss(self.split, self.seed)?,
+            accuracy: None,
+        }))
+    }
 }
 
 impl<E, D: Device<E>> TensorCollection<E, D> for CharLmNet<E, D>

@@ -24,7 +24,6 @@ pub mod tasks;
 use crate::nn::tape::record;
 use crate::nn::values;
 use crate::Error;
-use dfdx::optim::{Adam, AdamConfig, Optimizer, OptimizerUpdateError};
 use dfdx::prelude::*;
 
 /// A batch of sequences of `M`-dimensional tokens: (batch, sequence, M).
@@ -95,55 +94,6 @@ pub fn ids(tokens: &[usize], batch: usize, len: usize) -> Result<Ids, Error> {
         });
     }
     Ok(Cpu::default().tensor_from_vec(tokens.to_vec(), (batch, len)))
-}
-
-/// Adam with the learning rate `lr` for `model`.
-pub fn adam<M: TensorCollection<f32, Cpu>>(model: &M, lr: f64) -> Adam<M, f32, Cpu> {
-    Adam::new(
-        model,
-        AdamConfig {
-            lr,
-            ..Default::default()
-        },
-    )
-}
-
-/// One Adam update of `model` from `grads`. Weights that took no part in the loss (a
-/// learned position table in a run without positions) keep their values.
-pub fn update<M: TensorCollection<f32, Cpu>>(
-    optimizer: &mut Adam<M, f32, Cpu>,
-    model: &mut M,
-    grads: &Gradients<f32, Cpu>,
-) -> Result<(), Error> {
-    match optimizer.update(model, grads) {
-        Ok(()) | Err(OptimizerUpdateError::UnusedParams(_)) => Ok(()),
-        Err(e) => Err(Error::Optimizer(format!("{e:?}"))),
-    }
-}
-
-/// The learning rate of step `step` of `steps`: a linear warm-up over the first 10%,
-/// then a cosine down to 10% of `peak` (the paper warms up too; §5.3).
-pub fn warmup_cosine(peak: f64, step: usize, steps: usize) -> f64 {
-    let warm = (steps / 10).max(1);
-    if step < warm {
-        return peak * (step + 1) as f64 / warm as f64;
-    }
-    let t = (step - warm) as f64 / (steps - warm).max(1) as f64;
-    peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
-}
-
-/// Errors when a loss is not a finite number.
-pub fn check_finite(what: &'static str, loss: f32, step: usize) -> Result<(), Error> {
-    if loss.is_finite() {
-        Ok(())
-    } else {
-        Err(Error::NotFinite {
-            quantity: what,
-            value: loss,
-            epoch: 0,
-            step,
-        })
-    }
 }
 
 /// The attention map of example `example`, head `head`: a (queries × keys) matrix,
@@ -229,12 +179,5 @@ mod tests {
         for (a, b) in ours.iter().zip(&theirs) {
             assert!((a - b).abs() < 1e-6, "{ours:?} against {theirs:?}");
         }
-    }
-
-    #[test]
-    fn the_schedule_warms_up_then_decays() {
-        assert!(warmup_cosine(1.0, 0, 100) < 0.2);
-        assert!((warmup_cosine(1.0, 10, 100) - 1.0).abs() < 1e-9);
-        assert!((warmup_cosine(1.0, 100, 100) - 0.1).abs() < 1e-3);
     }
 }

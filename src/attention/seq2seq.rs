@@ -7,12 +7,13 @@
 use super::blocks::{DecoderBlock, Layout, Stack};
 use super::positions::add_sinusoidal;
 use super::scaled::causal_mask;
-use super::tagger::{argmax, Curve};
+use super::tagger::Curve;
 use super::tasks::{reversals, BOS, VOCAB};
-use super::{
-    adam, check_finite, ids, masked_cross_entropy, update, warmup_cosine, Heads, Ids, Logits, Seqs,
-};
+use super::{ids, masked_cross_entropy, Heads, Ids, Logits, Seqs};
 use crate::nn::{linear, LayerNorm1D};
+use crate::optim::{Method, Schedule};
+use crate::runtime::device;
+use crate::train::{argmax, fit, Drawn, Measured, TrainConfig};
 use crate::Error;
 use dfdx::nn::builders as builder;
 use dfdx::nn::modules::{Embedding, Linear};
@@ -64,7 +65,7 @@ pub struct Reversal {
 
 impl Seq2Seq {
     pub fn new(seed: u64) -> Self {
-        let dev = crate::train::device(seed);
+        let dev = device(seed);
         Seq2Seq {
             net: Seq2SeqNet {
                 source: dev.build_module::<builder::Embedding<VOCAB, DIM>, f32>(),
@@ -78,34 +79,6 @@ impl Seq2Seq {
         }
     }
 
-    /// The encoder's output (batch, source length, DIM) for the source ids.
-    fn encode<T: Tape<f32, Cpu> + Merge<T>>(&self, source: Ids<T>) -> Result<Seqs<DIM, T>, Error> {
-        let net = &self.net;
-        let x = net.source.try_forward(source)?;
-        let x = add_sinusoidal(x)?;
-        let (x, _) = net.encoder.forward(x, None, Layout::FULL)?;
-        Ok(net.encoder_norm.try_forward(x)?)
-    }
-
-    /// Logits (batch, t, VOCAB) for the next token after each of the decoder's inputs
-    /// `prefix` (batch, t), given the encoder's `memory`; and the cross-attention weights
-    /// (batch, HEADS, t, source length).
-    fn decode<T: Tape<f32, Cpu> + Merge<T>>(
-        &self,
-        memory: &Seqs<DIM>,
-        prefix: Ids<T>,
-    ) -> Result<(Logits<VOCAB, T>, Heads), Error> {
-        let net = &self.net;
-        let (b, t) = *prefix.shape();
-        let y = net.target.try_forward(prefix)?;
-        let y = add_sinusoidal(y)?;
-        let (y, cross) = net
-            .decoder
-            .forward(y, memory, &causal_mask(b, t), Layout::FULL)?;
-        let y = net.decoder_norm.try_forward(y)?;
-        Ok((linear(&net.head, y)?, cross))
-    }
-
     /// Teacher forcing: the decoder reads `BOS` and the true target shifted right, and
     /// learns the next token at every position at once. The loss of one training step of
     /// [`train_reversal`], on the tape of `grads`; public so that the benchmarks can time
@@ -116,13 +89,7 @@ impl Seq2Seq {
         targets: &[usize],
         grads: Gradients<f32, Cpu>,
     ) -> Result<Tensor<Rank0, f32, Cpu, OwnedTape<f32, Cpu>>, Error> {
-        let b = sources.len() / LEN;
-        let memory = self.encode(ids(sources, b, LEN)?.traced(grads))?;
-        let (memory, tape) = memory.split_tape();
-        let prefix = ids(&shift_right(targets), b, LEN)?.put_tape(tape);
-        let (logits, _) = self.decode(&memory, prefix)?;
-        let labels: Vec<Option<usize>> = targets.iter().map(|&t| Some(t)).collect();
-        masked_cross_entropy(logits, &labels)
+        self.net.loss(sources, targets, grads)
     }
 
     /// Greedy decoding: from `BOS`, append the most likely next token `LEN` times.
@@ -130,12 +97,12 @@ impl Seq2Seq {
     /// (batch, HEADS, LEN, LEN): where each output position looked in the source.
     pub fn translate(&self, sources: &[usize]) -> Result<(Vec<usize>, Heads), Error> {
         let b = sources.len() / LEN;
-        let memory = self.encode(ids(sources, b, LEN)?)?;
+        let memory = self.net.encode(ids(sources, b, LEN)?)?;
         let mut prefix = vec![vec![BOS]; b];
         let mut cross = None;
         for t in 1..=LEN {
             let flat: Vec<usize> = prefix.iter().flatten().copied().collect();
-            let (logits, weights) = self.decode(&memory, ids(&flat, b, t)?)?;
+            let (logits, weights) = self.net.decode(&memory, ids(&flat, b, t)?)?;
             let logits = logits.as_vec();
             for (i, row) in prefix.iter_mut().enumerate() {
                 let last = &logits[(i * t + t - 1) * VOCAB..(i * t + t) * VOCAB];
@@ -153,6 +120,52 @@ impl Seq2Seq {
     }
 }
 
+impl Seq2SeqNet<f32, Cpu> {
+    /// The encoder's output (batch, source length, DIM) for the source ids.
+    fn encode<T: Tape<f32, Cpu> + Merge<T>>(&self, source: Ids<T>) -> Result<Seqs<DIM, T>, Error> {
+        let net = self;
+        let x = net.source.try_forward(source)?;
+        let x = add_sinusoidal(x)?;
+        let (x, _) = net.encoder.forward(x, None, Layout::FULL)?;
+        Ok(net.encoder_norm.try_forward(x)?)
+    }
+
+    /// Logits (batch, t, VOCAB) for the next token after each of the decoder's inputs
+    /// `prefix` (batch, t), given the encoder's `memory`; and the cross-attention weights
+    /// (batch, HEADS, t, source length).
+    fn decode<T: Tape<f32, Cpu> + Merge<T>>(
+        &self,
+        memory: &Seqs<DIM>,
+        prefix: Ids<T>,
+    ) -> Result<(Logits<VOCAB, T>, Heads), Error> {
+        let net = self;
+        let (b, t) = *prefix.shape();
+        let y = net.target.try_forward(prefix)?;
+        let y = add_sinusoidal(y)?;
+        let (y, cross) = net
+            .decoder
+            .forward(y, memory, &causal_mask(b, t), Layout::FULL)?;
+        let y = net.decoder_norm.try_forward(y)?;
+        Ok((linear(&net.head, y)?, cross))
+    }
+
+    /// See [`Seq2Seq::loss`].
+    fn loss(
+        &self,
+        sources: &[usize],
+        targets: &[usize],
+        grads: Gradients<f32, Cpu>,
+    ) -> Result<Tensor<Rank0, f32, Cpu, OwnedTape<f32, Cpu>>, Error> {
+        let b = sources.len() / LEN;
+        let memory = self.encode(ids(sources, b, LEN)?.traced(grads))?;
+        let (memory, tape) = memory.split_tape();
+        let prefix = ids(&shift_right(targets), b, LEN)?.put_tape(tape);
+        let (logits, _) = self.decode(&memory, prefix)?;
+        let labels: Vec<Option<usize>> = targets.iter().map(|&t| Some(t)).collect();
+        masked_cross_entropy(logits, &labels)
+    }
+}
+
 /// `BOS` followed by all but the last token of each row of `targets`.
 fn shift_right(targets: &[usize]) -> Vec<usize> {
     targets
@@ -164,24 +177,28 @@ fn shift_right(targets: &[usize]) -> Vec<usize> {
 /// §6: trains a [`Seq2Seq`] to reverse strings of `LEN` digits for `STEPS` steps, then
 /// greedily reverses `held_out` fresh strings that never occurred in training.
 pub fn train_reversal(seed: u64, held_out: usize) -> Result<Reversal, Error> {
-    let _pool = crate::train::hot_pool();
     let mut model = Seq2Seq::new(seed);
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut optimizer = adam(&model.net, 3e-3);
-    let mut grads = model.net.alloc_grads();
+    let schedule = Schedule::Cosine {
+        lr: 3e-3,
+        warmup: 0.1,
+        floor: 0.1,
+    };
+    let mut adam = Method::Adam.at(schedule.peak()).build(&model.net);
     let mut seen: HashSet<Vec<usize>> = HashSet::new();
-    let mut losses = Vec::with_capacity(STEPS);
-    for step in 0..STEPS {
-        optimizer.cfg.lr = warmup_cosine(3e-3, step, STEPS);
+    let batches = Drawn::new(STEPS, || {
         let (sources, targets) = reversals(BATCH, LEN, &mut rng);
         seen.extend(sources.chunks(LEN).map(<[usize]>::to_vec));
-        let loss = model.loss(&sources, &targets, grads)?;
-        losses.push(loss.array());
-        check_finite("the training loss", losses[step], step)?;
-        grads = loss.backward();
-        update(&mut optimizer, &mut model.net, &grads)?;
-        model.net.zero_grads(&mut grads);
-    }
+        (sources, targets)
+    });
+    let objective = |net: &mut Seq2SeqNet<f32, Cpu>,
+                     (sources, targets): (Vec<usize>, Vec<usize>),
+                     grads|
+     -> Result<Measured, Error> {
+        Ok(Measured::loss(net.loss(&sources, &targets, grads)?))
+    };
+    let config = TrainConfig::new(1).schedule(schedule).quiet();
+    let history = fit(&mut model.net, adam.as_mut(), batches, objective, &config)?;
     let (sources, targets) = reversals(held_out, LEN, &mut rng);
     let fresh: Vec<usize> = (0..held_out)
         .filter(|&i| !seen.contains(&sources[i * LEN..(i + 1) * LEN]))
@@ -203,7 +220,7 @@ pub fn train_reversal(seed: u64, held_out: usize) -> Result<Reversal, Error> {
         model,
         curve: Curve {
             name: "encoder-decoder".into(),
-            losses,
+            losses: history.losses(),
         },
         exact_match: exact as f32 / fresh.len().max(1) as f32,
         tested: fresh.len(),

@@ -4,10 +4,11 @@
 use super::blocks::{Layout, Norm, Stack};
 use super::positions::{add_positions, Positions};
 use super::tasks::{Batch, Task, VOCAB};
-use super::{
-    adam, check_finite, ids, masked_cross_entropy, update, warmup_cosine, Heads, Ids, Logits, Seqs,
-};
+use super::{ids, masked_cross_entropy, Heads, Ids, Logits, Seqs};
 use crate::nn::{linear, LayerNorm1D};
+use crate::optim::{Method, Schedule};
+use crate::runtime::device;
+use crate::train::{argmax, fit, Drawn, Measured, TrainConfig};
 use crate::Error;
 use dfdx::nn::builders as builder;
 use dfdx::nn::modules::{Embedding, Linear};
@@ -71,7 +72,7 @@ impl Curve {
 impl<const H: usize, const L: usize> Tagger<H, L> {
     /// A freshly initialised tagger: equal seeds give equal weights.
     pub fn new(positions: Positions, layout: Layout, seed: u64) -> Self {
-        let dev = crate::train::device(seed);
+        let dev = device(seed);
         Tagger {
             net: TaggerNet {
                 tokens: dev.build_module::<builder::Embedding<VOCAB, DIM>, f32>(),
@@ -90,20 +91,12 @@ impl<const H: usize, const L: usize> Tagger<H, L> {
         &self,
         x: Ids<T>,
     ) -> Result<(Logits<VOCAB, T>, Vec<Heads>), Error> {
-        let net = &self.net;
-        let h: Seqs<DIM, T> = net.tokens.try_forward(x)?;
-        let h = add_positions(h, self.positions, &net.table)?;
-        let (h, maps) = net.stack.forward(h, None, self.layout)?;
-        // Pre-norm leaves the residual stream un-normalised: one last norm before reading out.
-        let h = match self.layout.norm {
-            Norm::Pre => net.norm.try_forward(h)?,
-            _ => h,
-        };
-        Ok((linear(&net.head, h)?, maps))
+        self.net.forward(self.positions, self.layout, x)
     }
 
     /// Trains on fresh batches of `task` at length `len` for `steps` Adam steps, the
-    /// learning rate warming up to `lr` then decaying; returns the loss of every step.
+    /// learning rate warming up over the first tenth to `lr` then falling along half a
+    /// cosine to a tenth of it; returns the loss of every step.
     pub fn train(
         &mut self,
         task: Task,
@@ -112,25 +105,29 @@ impl<const H: usize, const L: usize> Tagger<H, L> {
         lr: f64,
         seed: u64,
     ) -> Result<Curve, Error> {
-        let _pool = crate::train::hot_pool();
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut optimizer = adam(&self.net, lr);
-        let mut grads = self.net.alloc_grads();
-        let mut losses = Vec::with_capacity(steps);
-        for step in 0..steps {
-            optimizer.cfg.lr = warmup_cosine(lr, step, steps);
-            let batch = task.batch(BATCH, len, &mut rng);
-            let x = ids(&batch.inputs, batch.batch, batch.len)?.traced(grads);
-            let loss = masked_cross_entropy(self.forward(x)?.0, &batch.targets)?;
-            losses.push(loss.array());
-            check_finite("the training loss", losses[step], step)?;
-            grads = loss.backward();
-            update(&mut optimizer, &mut self.net, &grads)?;
-            self.net.zero_grads(&mut grads);
-        }
+        let schedule = Schedule::Cosine {
+            lr,
+            warmup: 0.1,
+            floor: 0.1,
+        };
+        let mut adam = Method::Adam.at(lr).build(&self.net);
+        let batches = Drawn::new(steps, || task.batch(BATCH, len, &mut rng));
+        let (positions, layout) = (self.positions, self.layout);
+        let objective =
+            |net: &mut TaggerNet<H, L, f32, Cpu>, batch: Batch, grads| -> Result<Measured, Error> {
+                let x = ids(&batch.inputs, batch.batch, batch.len)?.traced(grads);
+                let (logits, _) = net.forward(positions, layout, x)?;
+                Ok(Measured::loss(masked_cross_entropy(
+                    logits,
+                    &batch.targets,
+                )?))
+            };
+        let config = TrainConfig::new(1).schedule(schedule).quiet();
+        let history = fit(&mut self.net, adam.as_mut(), batches, objective, &config)?;
         Ok(Curve {
             name: String::new(),
-            losses,
+            losses: history.losses(),
         })
     }
 
@@ -314,16 +311,24 @@ pub fn ablation_runs(seed: u64) -> Result<Vec<Trained>, Error> {
         .collect()
 }
 
-/// The index of the largest value.
-pub fn argmax(values: &[f32]) -> usize {
-    values
-        .iter()
-        .enumerate()
-        .fold(
-            (0, f32::MIN),
-            |best, (i, &v)| if v > best.1 { (i, v) } else { best },
-        )
-        .0
+impl<const H: usize, const L: usize> TaggerNet<H, L, f32, Cpu> {
+    /// See [`Tagger::forward`].
+    fn forward<T: Tape<f32, Cpu> + Merge<T>>(
+        &self,
+        positions: Positions,
+        layout: Layout,
+        x: Ids<T>,
+    ) -> Result<(Logits<VOCAB, T>, Vec<Heads>), Error> {
+        let h: Seqs<DIM, T> = self.tokens.try_forward(x)?;
+        let h = add_positions(h, positions, &self.table)?;
+        let (h, maps) = self.stack.forward(h, None, layout)?;
+        // Pre-norm leaves the residual stream un-normalised: one last norm before reading out.
+        let h = match layout.norm {
+            Norm::Pre => self.norm.try_forward(h)?,
+            _ => h,
+        };
+        Ok((linear(&self.head, h)?, maps))
+    }
 }
 
 impl<const H: usize, const L: usize, E, D: Device<E>> TensorCollection<E, D>

@@ -4,13 +4,15 @@
 //! overfitting.
 
 use super::smoothed;
-use crate::data::{ImageSet, MiniBatches};
+use crate::data::{Batch, ImageSet, MiniBatches};
 use crate::nn::builders::{Bias2D, Conv2D, Flatten2D, MaxPool2D, ReLU, Unflatten2D};
+use crate::optim::{Method, ScheduledOptimizer};
+use crate::runtime::device;
 use crate::train::{
-    fit_classifier, parameters, set_parameters, EpochRecord, History, StepRecord, TrainConfig,
+    fit, parameters, set_parameters, Batches, Classification, Classifier, History, Loss,
+    StepRecord, TrainConfig,
 };
 use crate::Error;
-use dfdx::optim::{Momentum, Sgd, SgdConfig};
 use dfdx::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -54,15 +56,10 @@ impl Activation {
 /// left out), on batches of 64.
 const BATCH: usize = 64;
 
-fn paper_sgd<M: TensorCollection<f32, Cpu>>(model: &M) -> Sgd<M, f32, Cpu> {
-    Sgd::new(
-        model,
-        SgdConfig {
-            lr: 0.01,
-            momentum: Some(Momentum::Classic(0.9)),
-            weight_decay: None,
-        },
-    )
+fn paper_sgd<M: TensorCollection<f32, Cpu> + 'static>(
+    model: &M,
+) -> Box<dyn ScheduledOptimizer<M, f32>> {
+    Method::Momentum.at(0.01).build(model)
 }
 
 /// Trains a fresh [`MiniAlexNet`] with `activation` for `epochs` epochs of `train`,
@@ -84,19 +81,20 @@ fn race<A>(train: &ImageSet, epochs: usize, seed: u64) -> Result<History, Error>
 where
     A: BuildOnDevice<Cpu, f32>,
     MiniAlexNet<A>: BuildOnDevice<Cpu, f32>,
-    <MiniAlexNet<A> as BuildOnDevice<Cpu, f32>>::Built: crate::train::Classifier<784, 10>,
+    <MiniAlexNet<A> as BuildOnDevice<Cpu, f32>>::Built: Classifier<784, 10> + 'static,
 {
-    let dev = crate::train::device(seed);
+    let dev = device(seed);
     let mut model = dev.build_module::<MiniAlexNet<A>, f32>();
     he_init(&mut model)?;
     let mut sgd = paper_sgd(&model);
     let batches = MiniBatches::<784>::from_images(&dev, train, BATCH, seed)?;
-    // A small held-out slice only to satisfy the loop; the race is read from the steps.
-    let probe = MiniBatches::<784>::from_images(&dev, &train.subset(&[0]), 1, seed)?;
+    // The race is read from the training steps: nothing to evaluate.
+    let objective = Classification::<784, 10> {
+        test: None,
+        loss: Loss::CrossEntropy,
+    };
     let config = TrainConfig::new(epochs).quiet();
-    let mut history = fit_classifier(&mut model, &mut sgd, &batches, &probe, &config)?;
-    history.epochs.clear();
-    Ok(history)
+    fit(&mut model, sgd.as_mut(), &batches, objective, &config)
 }
 
 /// Rescales every parameter from the layers' default, uniform in ±1/√fan_in, to He et
@@ -137,7 +135,7 @@ pub fn train_regularised(
     epochs: usize,
     seed: u64,
 ) -> Result<(History, MiniAlexNetRelu), Error> {
-    let dev = crate::train::device(seed);
+    let dev = device(seed);
     let mut model = dev.build_module::<MiniAlexNet<ReLU>, f32>();
     he_init(&mut model)?;
     if !regularisation.dropout {
@@ -145,28 +143,49 @@ pub fn train_regularised(
     }
     let mut sgd = paper_sgd(&model);
     let test = MiniBatches::<784>::from_images(&dev, test, 500, seed)?;
-    let mut history = History::default();
-    for epoch in 1..=epochs {
-        let epoch_seed = seed.wrapping_mul(1000).wrapping_add(epoch as u64);
-        let images = if regularisation.augment {
-            augment(train, epoch_seed)?
-        } else {
-            train.clone()
-        };
-        let batches = MiniBatches::<784>::from_images(&dev, &images, BATCH, epoch_seed)?;
-        let config = TrainConfig::new(1).quiet();
-        let run = fit_classifier(&mut model, &mut sgd, &batches, &test, &config)?;
-        let done = history.steps.len();
-        history.steps.extend(run.steps.iter().map(|s| StepRecord {
-            epoch,
-            step: s.step + done,
-            ..*s
-        }));
-        history
-            .epochs
-            .extend(run.epochs.iter().map(|e| EpochRecord { epoch, ..*e }));
-    }
+    let batches = EpochImages {
+        train,
+        augment: regularisation.augment,
+        seed,
+        dev,
+        current: None,
+    };
+    let objective = Classification::<784, 10> {
+        test: Some(&test),
+        loss: Loss::CrossEntropy,
+    };
+    let config = TrainConfig::new(epochs).quiet();
+    let history = fit(&mut model, sgd.as_mut(), batches, objective, &config)?;
     Ok((history, model))
+}
+
+/// The training images of each epoch, in batches of [`BATCH`]: augmented afresh when
+/// `augment` is on ([`augment`]), shuffled with a seed of the epoch's own.
+struct EpochImages<'a> {
+    train: &'a ImageSet,
+    augment: bool,
+    seed: u64,
+    dev: Cpu,
+    current: Option<MiniBatches<784>>,
+}
+
+impl Batches for EpochImages<'_> {
+    type Batch = Batch<784>;
+
+    fn per_epoch(&self) -> usize {
+        self.train.len().div_ceil(BATCH)
+    }
+
+    fn epoch(&mut self, epoch: usize) -> Result<impl Iterator<Item = Batch<784>> + '_, Error> {
+        let seed = self.seed.wrapping_mul(1000).wrapping_add(epoch as u64);
+        let images = if self.augment {
+            augment(self.train, seed)?
+        } else {
+            self.train.clone()
+        };
+        let batches = MiniBatches::<784>::from_images(&self.dev, &images, BATCH, seed)?;
+        Ok(self.current.insert(batches).epoch(1))
+    }
 }
 
 /// AlexNet's augmentation for small grey images: each image shifted by up to 2 pixels in
@@ -245,6 +264,7 @@ mod tests {
             .map(|(i, &accuracy)| StepRecord {
                 epoch: 1,
                 step: i + 1,
+                lr: 0.01,
                 loss: 0.0,
                 accuracy,
             })

@@ -4,10 +4,10 @@
 
 use crate::data::{ImageSet, MiniBatches};
 use crate::nn::builders::{BatchNorm2D, Conv2D, Flatten2D, MaxPool2D, ReLU, Unflatten2D};
-use crate::optimization::schedules::Schedule;
+use crate::optim::{Method, Schedule};
+use crate::runtime::device;
 use crate::train::{fit_classifier, History, TrainConfig};
 use crate::Error;
-use dfdx::optim::{Adam, AdamConfig};
 use dfdx::prelude::*;
 
 /// A LeNet-style network for 28×28 MNIST digits: LeNet-5's layout (two 5×5 convolution
@@ -40,18 +40,18 @@ pub fn train_lenet(
     epochs: usize,
     seed: u64,
 ) -> Result<History, Error> {
-    let dev = crate::train::device(seed);
+    let dev = device(seed);
     let mut model = dev.build_module::<LeNet, f32>();
-    let mut adam = Adam::new(&model, AdamConfig::default());
-    let train = MiniBatches::<784>::from_images(&dev, train, 32, seed)?;
-    let test = MiniBatches::<784>::from_images(&dev, test, 500, seed)?;
     let cosine = Schedule::Cosine {
         lr: 2e-3,
         warmup: 0.0,
+        floor: 0.0,
     };
-    let rates = cosine.learning_rates(epochs * train.batches_per_epoch())?;
-    let config = TrainConfig::new(epochs).schedule(move |step| rates[step]);
-    fit_classifier(&mut model, &mut adam, &train, &test, &config)
+    let mut adam = Method::Adam.at(cosine.peak()).build(&model);
+    let train = MiniBatches::<784>::from_images(&dev, train, 32, seed)?;
+    let test = MiniBatches::<784>::from_images(&dev, test, 500, seed)?;
+    let config = TrainConfig::new(epochs).schedule(cosine);
+    fit_classifier(&mut model, adam.as_mut(), &train, &test, &config)
 }
 
 #[cfg(test)]

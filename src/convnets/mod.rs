@@ -49,6 +49,7 @@ mod tests {
             .map(|(i, &loss)| StepRecord {
                 epoch: 1,
                 step: i + 1,
+                lr: 0.1,
                 loss,
                 accuracy: 0.0,
             })

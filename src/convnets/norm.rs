@@ -12,9 +12,10 @@ use crate::data::{ImageSet, MiniBatches};
 use crate::nn::builders::{
     BatchNorm2D, Bias2D, Conv2D, Flatten2D, LayerNorm2D, MaxPool2D, ReLU, Unflatten2D,
 };
+use crate::optim::Method;
+use crate::runtime::device;
 use crate::train::{accuracy, evaluate, fit_classifier, Classifier, History, Loss, TrainConfig};
 use crate::Error;
-use dfdx::optim::{Momentum, Sgd, SgdConfig};
 use dfdx::prelude::*;
 
 /// A small CNN for 14×14 images with normalisation layer `N` after each of its three
@@ -108,12 +109,12 @@ pub fn train_norm(
     lr: f64,
     seed: u64,
 ) -> Result<(History, TrainedNet), Error> {
-    let dev = crate::train::device(seed);
+    let dev = device(seed);
     Ok(match norm {
         Norm::None => {
             let mut net = dev.build_module::<NormNet<Bias2D<16>>, f32>();
             (
-                fit(&mut net, train, test, epochs, lr, seed)?,
+                fit_sgd(&mut net, train, test, epochs, lr, seed)?,
                 TrainedNet::None(Box::new(net)),
             )
         }
@@ -124,7 +125,7 @@ pub fn train_norm(
         Norm::Layer => {
             let mut net = dev.build_module::<NormNet<LayerNorm2D<16>>, f32>();
             (
-                fit(&mut net, train, test, epochs, lr, seed)?,
+                fit_sgd(&mut net, train, test, epochs, lr, seed)?,
                 TrainedNet::Layer(Box::new(net)),
             )
         }
@@ -142,14 +143,14 @@ pub fn train_batch_norm(
     momentum: f64,
     seed: u64,
 ) -> Result<(History, BatchNormNet), Error> {
-    let dev = crate::train::device(seed);
+    let dev = device(seed);
     let mut net = dev.build_module::<NormNet<BatchNorm2D<16>>, f32>();
     set_momentum(&mut net, momentum);
-    let history = fit(&mut net, train, test, epochs, lr, seed)?;
+    let history = fit_sgd(&mut net, train, test, epochs, lr, seed)?;
     Ok((history, net))
 }
 
-fn fit<M: Classifier<196, 10>>(
+fn fit_sgd<M: Classifier<196, 10> + 'static>(
     model: &mut M,
     train: &ImageSet,
     test: &ImageSet,
@@ -161,13 +162,8 @@ fn fit<M: Classifier<196, 10>>(
     let train = MiniBatches::<196>::from_images(&dev, train, 64, seed)?;
     let test = MiniBatches::<196>::from_images(&dev, test, 500, seed)?;
     let config = TrainConfig::new(epochs).quiet();
-    let momentum = Some(Momentum::Classic(0.9));
-    let cfg = SgdConfig {
-        lr,
-        momentum,
-        weight_decay: None,
-    };
-    fit_classifier(model, &mut Sgd::new(model, cfg), &train, &test, &config)
+    let mut sgd = Method::Momentum.at(lr).build(model);
+    fit_classifier(model, sgd.as_mut(), &train, &test, &config)
 }
 
 /// Test loss and accuracy of a batch-norm net with two kinds of population statistics.

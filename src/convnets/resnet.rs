@@ -4,9 +4,10 @@
 
 use crate::data::{ImageSet, MiniBatches};
 use crate::nn::builders::{BatchNorm2D, Conv2D, Flatten2D, ReLU, Residual, Unflatten2D};
-use crate::train::{fit_classifier, Classifier, History, TrainConfig};
+use crate::optim::Method;
+use crate::runtime::device;
+use crate::train::{fit, Classification, Classifier, History, Loss, TrainConfig};
 use crate::Error;
-use dfdx::optim::{Momentum, Sgd, SgdConfig};
 use dfdx::prelude::*;
 
 /// One layer of a plain stack: 3×3 convolution (8 → 8 channels, size kept), batch
@@ -73,7 +74,7 @@ pub fn train_stack(
     epochs: usize,
     seed: u64,
 ) -> Result<History, Error> {
-    let dev = crate::train::device(seed);
+    let dev = device(seed);
     match (stack, deep) {
         (Stack::Plain, false) => {
             let model = dev.build_module::<PlainNet<SHALLOW>, f32>();
@@ -108,27 +109,21 @@ fn zero_last_scale(dev: &Cpu, bn: &mut crate::nn::BatchNorm2D<8, f32, Cpu>) {
     bn.scale = dev.zeros();
 }
 
-fn train_net<M: Classifier<196, 10>>(
+fn train_net<M: Classifier<196, 10> + 'static>(
     mut model: M,
     train: &ImageSet,
     epochs: usize,
     seed: u64,
 ) -> Result<History, Error> {
-    let dev = Cpu::default();
-    let mut sgd = Sgd::new(
-        &model,
-        SgdConfig {
-            lr: 0.05,
-            momentum: Some(Momentum::Classic(0.9)),
-            weight_decay: None,
-        },
-    );
-    let batches = MiniBatches::<196>::from_images(&dev, train, 64, seed)?;
-    let probe = MiniBatches::<196>::from_images(&dev, &train.subset(&[0]), 1, seed)?;
+    let mut sgd = Method::Momentum.at(0.05).build(&model);
+    let batches = MiniBatches::<196>::from_images(&Cpu::default(), train, 64, seed)?;
+    // The comparison is read from the training steps: nothing to evaluate.
+    let objective = Classification::<196, 10> {
+        test: None,
+        loss: Loss::CrossEntropy,
+    };
     let config = TrainConfig::new(epochs).quiet();
-    let mut history = fit_classifier(&mut model, &mut sgd, &batches, &probe, &config)?;
-    history.epochs.clear();
-    Ok(history)
+    fit(&mut model, sgd.as_mut(), &batches, objective, &config)
 }
 
 #[cfg(test)]

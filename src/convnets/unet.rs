@@ -7,8 +7,10 @@
 use crate::nn;
 use crate::nn::builders::{Conv2D, ConvTranspose2D, MaxPool2D, ReLU};
 use crate::nn::Bias2D;
+use crate::optim::Method;
+use crate::runtime::device;
+use crate::train::{fit, Drawn, Measured, TrainConfig};
 use crate::Error;
-use dfdx::optim::{Adam, AdamConfig};
 use dfdx::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -143,32 +145,25 @@ pub fn train_unet(
             got: format!("{} images, batches of {batch}", train.len()),
         });
     }
-    let dev = crate::train::device(seed);
+    let dev = device(seed);
     let mut net = UNet::new(&dev);
-    let mut adam = Adam::new(
-        &net,
-        AdamConfig {
-            lr: 3e-3,
-            ..Default::default()
-        },
-    );
+    let mut adam = Method::Adam.at(3e-3).build(&net);
     let mut rng = StdRng::seed_from_u64(seed ^ 0xa11ce);
-    let mut grads = net.alloc_grads();
-    let mut losses = Vec::with_capacity(steps);
-    for _ in 0..steps {
-        let rows: Vec<usize> = (0..batch).map(|_| rng.gen_range(0..train.len())).collect();
+    let rows = Drawn::new(steps, || -> Vec<usize> {
+        (0..batch).map(|_| rng.gen_range(0..train.len())).collect()
+    });
+    let objective = |net: &mut UNet, rows: Vec<usize>, grads| -> Result<Measured, Error> {
         let (x, y) = (
             gather(&dev, &rows, |i| train.image(i)),
             gather(&dev, &rows, |i| train.mask(i)),
         );
         let logits = net.segment(x.traced(grads), skips);
-        let loss = binary_cross_entropy_with_logits_loss(logits, y);
-        losses.push(loss.array());
-        grads = loss.backward();
-        adam.update(&mut net, &grads)
-            .map_err(|e| Error::Optimizer(format!("{e:?}")))?;
-        net.zero_grads(&mut grads);
-    }
+        Ok(Measured::loss(binary_cross_entropy_with_logits_loss(
+            logits, y,
+        )))
+    };
+    let config = TrainConfig::new(1).quiet();
+    let losses = fit(&mut net, adam.as_mut(), rows, objective, &config)?.losses();
     Ok(Segmenter { net, skips, losses })
 }
 

@@ -3,7 +3,7 @@
 //! input pixels) at random, so no unit can rely on particular others; at evaluation every
 //! unit is kept. On a small MNIST training set this narrows the train–test gap.
 
-use super::{fit_mnist, Fitted, MnistMlp, Schedule, PIXELS};
+use super::{fit_mnist, Fitted, MnistMlp, Recipe, PIXELS};
 use crate::data::ImageSet;
 use crate::nn::ReLU;
 use crate::Error;
@@ -19,11 +19,11 @@ pub type DropoutMlp<const H: usize> = (
     (DropoutOneIn<2>, Linear<H, 10>),
 );
 
-/// The schedule notebook `03_generalization` §2 trains both networks with: Adam at 1e-3,
+/// The recipe notebook `03_generalization` §2 trains both networks with: Adam at 1e-3,
 /// batches of 50, 60 epochs. The plain network fits its 1,000 images within 30; dropout,
 /// training a different thinned network at each step, keeps improving for longer
 /// (Srivastava et al. trained for hundreds of epochs with max-norm constraints).
-pub const NOTEBOOK_SCHEDULE: Schedule = Schedule {
+pub const NOTEBOOK_RECIPE: Recipe = Recipe {
     lr: 1e-3,
     batch_size: 50,
     epochs: 60,
@@ -40,20 +40,20 @@ pub struct DropoutComparison {
 }
 
 /// Trains an [`MnistMlp`]`<`[`HIDDEN`]`>` and a [`DropoutMlp`]`<`[`HIDDEN`]`>` on `train`
-/// with the same schedule and seed, and measures both on `train` and `test` (§2). Not
+/// with the same recipe and seed, and measures both on `train` and `test` (§2). Not
 /// generic, so a notebook cell compiles none of the training code.
 pub fn compare_dropout(
     train: &ImageSet,
     test: &ImageSet,
-    schedule: Schedule,
+    recipe: Recipe,
     seed: u64,
 ) -> Result<DropoutComparison, Error> {
     let dev = Cpu::seed_from_u64(seed);
     let mut plain = dev.build_module::<MnistMlp<HIDDEN>, f32>();
-    let plain = fit_mnist(&mut plain, train, test, schedule, seed)?;
+    let plain = fit_mnist(&mut plain, train, test, recipe, seed)?;
     let dev = Cpu::seed_from_u64(seed);
     let mut dropout = dev.build_module::<DropoutMlp<HIDDEN>, f32>();
-    let dropout = fit_mnist(&mut dropout, train, test, schedule, seed)?;
+    let dropout = fit_mnist(&mut dropout, train, test, recipe, seed)?;
     Ok(DropoutComparison { plain, dropout })
 }
 
@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn dropout_narrows_the_gap_without_costing_test_accuracy() {
         let (train, test) = mnist_subsets(1000, 2000, 0).unwrap();
-        let c = compare_dropout(&train, &test, NOTEBOOK_SCHEDULE, 0).unwrap();
+        let c = compare_dropout(&train, &test, NOTEBOOK_RECIPE, 0).unwrap();
         assert!(
             c.plain.train_accuracy > 0.99,
             "{:?}",

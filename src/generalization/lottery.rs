@@ -4,11 +4,11 @@
 //! subnetworks ("winning tickets") that train to the dense network's accuracy, while the
 //! same sparse structure with fresh random weights does worse.
 
-use super::{fit_mnist_with, Fitted, Schedule, PIXELS};
+use super::{fit_mnist_with, Fitted, Recipe, PIXELS};
 use crate::data::ImageSet;
 use crate::nn::ReLU;
-use crate::optimization::Method;
-use crate::train::{parameters, set_parameters, LearningRate, Trainer};
+use crate::optim::{Method, ScheduledOptimizer};
+use crate::train::{parameters, set_parameters};
 use crate::Error;
 use dfdx::optim::OptimizerUpdateError;
 use dfdx::prelude::*;
@@ -92,7 +92,7 @@ pub fn remaining(mask: &[bool]) -> f64 {
 /// An optimizer that keeps a [`Lenet`]'s pruned weights at zero: after each step of the
 /// wrapped optimizer, it multiplies the parameters by the mask (§6).
 pub struct Masked {
-    inner: Box<dyn Trainer<Lenet, f32>>,
+    inner: Box<dyn ScheduledOptimizer<Lenet, f32>>,
     mask: Mask,
 }
 
@@ -110,7 +110,7 @@ impl Masked {
                 got: mask.len().to_string(),
             });
         }
-        let inner = Method::Adam.optimizer(model, lr, None);
+        let inner = Method::Adam.at(lr).build(model);
         Ok(Masked { inner, mask })
     }
 
@@ -138,7 +138,11 @@ impl Optimizer<Lenet, Cpu, f32> for Masked {
     }
 }
 
-impl LearningRate for Masked {
+impl ScheduledOptimizer<Lenet, f32> for Masked {
+    fn learning_rate(&self) -> f64 {
+        self.inner.learning_rate()
+    }
+
     fn set_learning_rate(&mut self, lr: f64) {
         self.inner.set_learning_rate(lr);
     }
@@ -150,20 +154,20 @@ pub fn train_masked(
     mask: &[bool],
     train: &ImageSet,
     test: &ImageSet,
-    schedule: Schedule,
+    recipe: Recipe,
     seed: u64,
 ) -> Result<(Fitted, Vec<f32>), Error> {
     let mut model = Cpu::default().build_module::<LeNet300100, f32>();
     set_parameters(&mut model, init)?;
-    let mut optimizer = Masked::adam(&model, mask.to_vec(), schedule.lr)?;
+    let mut optimizer = Masked::adam(&model, mask.to_vec(), recipe.lr)?;
     optimizer.apply(&mut model)?;
-    let fitted = fit_mnist_with(&mut model, &mut optimizer, train, test, schedule, seed)?;
+    let fitted = fit_mnist_with(&mut model, &mut optimizer, train, test, recipe, seed)?;
     Ok((fitted, parameters(&model)))
 }
 
-/// The schedule §6 trains every network with: Adam at 1.2e-3 (the paper's rate),
+/// The recipe §6 trains every network with: Adam at 1.2e-3 (the paper's rate),
 /// batches of 60 (the paper's), 8 epochs.
-pub const NOTEBOOK_SCHEDULE: Schedule = Schedule {
+pub const NOTEBOOK_RECIPE: Recipe = Recipe {
     lr: 1.2e-3,
     batch_size: 60,
     epochs: 8,
@@ -189,13 +193,13 @@ pub fn iterative_pruning(
     test: &ImageSet,
     rounds: usize,
     rate: f64,
-    schedule: Schedule,
+    recipe: Recipe,
     seed: u64,
 ) -> Result<Vec<PruningRound>, Error> {
     let init = parameters(&Cpu::seed_from_u64(seed).build_module::<LeNet300100, f32>());
     let fresh = parameters(&Cpu::seed_from_u64(seed + 1).build_module::<LeNet300100, f32>());
     let mut mask: Mask = vec![true; init.len()];
-    let (dense, mut trained) = train_masked(&init, &mask, train, test, schedule, seed)?;
+    let (dense, mut trained) = train_masked(&init, &mask, train, test, recipe, seed)?;
     let mut history = vec![PruningRound {
         remaining: 1.0,
         ticket_accuracy: dense.test_accuracy,
@@ -203,8 +207,8 @@ pub fn iterative_pruning(
     }];
     for _ in 0..rounds {
         mask = prune(&mask, &trained, rate)?;
-        let (ticket, weights) = train_masked(&init, &mask, train, test, schedule, seed)?;
-        let (random, _) = train_masked(&fresh, &mask, train, test, schedule, seed)?;
+        let (ticket, weights) = train_masked(&init, &mask, train, test, recipe, seed)?;
+        let (random, _) = train_masked(&fresh, &mask, train, test, recipe, seed)?;
         trained = weights;
         history.push(PruningRound {
             remaining: remaining(&mask),
@@ -249,12 +253,12 @@ mod tests {
         let (train, test) = mnist_subsets(200, 100, 0).unwrap();
         let init = parameters(&Cpu::seed_from_u64(0).build_module::<LeNet300100, f32>());
         let mask = prune(&vec![true; init.len()], &init, 0.9).unwrap();
-        let schedule = Schedule {
+        let recipe = Recipe {
             lr: 1e-3,
             batch_size: 50,
             epochs: 2,
         };
-        let (fitted, weights) = train_masked(&init, &mask, &train, &test, schedule, 0).unwrap();
+        let (fitted, weights) = train_masked(&init, &mask, &train, &test, recipe, 0).unwrap();
         assert!(
             fitted.train_loss < fitted.history.steps[0].loss,
             "{fitted:?}"
@@ -272,7 +276,7 @@ mod tests {
     #[test]
     fn the_ticket_matches_the_dense_net_and_a_random_reinit_does_worse() {
         let (train, test) = mnist_subsets(4000, 2000, 0).unwrap();
-        let rounds = iterative_pruning(&train, &test, 4, 0.4, NOTEBOOK_SCHEDULE, 0).unwrap();
+        let rounds = iterative_pruning(&train, &test, 4, 0.4, NOTEBOOK_RECIPE, 0).unwrap();
         let (dense, last) = (rounds[0], rounds[4]);
         assert!((0.1..=0.2).contains(&last.remaining), "{last:?}");
         assert!(

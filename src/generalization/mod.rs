@@ -20,8 +20,8 @@ pub mod width;
 
 use crate::data::{mnist, ImageSet, MiniBatches};
 use crate::nn::ReLU;
-use crate::optimization::Method;
-use crate::train::{evaluate, fit_classifier, Classifier, History, Loss, TrainConfig, Trainer};
+use crate::optim::{Method, ScheduledOptimizer};
+use crate::train::{evaluate, fit_classifier, Classifier, History, Loss, TrainConfig};
 use crate::Error;
 use dfdx::prelude::*;
 use linfa_linalg::svd::SVD;
@@ -61,8 +61,9 @@ pub fn mnist_subsets(
 }
 
 /// How a network here is trained: Adam at `lr`, batches of `batch_size`, `epochs` epochs.
+/// Every section that trains networks sets one ([`dropout::NOTEBOOK_RECIPE`] and others).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Schedule {
+pub struct Recipe {
     pub lr: f64,
     pub batch_size: usize,
     pub epochs: usize,
@@ -86,49 +87,49 @@ impl Fitted {
     }
 }
 
-/// Trains `model` on MNIST images `train` following `schedule` (batches shuffled with
+/// Trains `model` on MNIST images `train` following `recipe` (batches shuffled with
 /// `seed`), then measures it on all of `train` and `test` in evaluation mode. Every
 /// network of notebook `03_generalization` trains with it.
 pub fn fit_mnist<M>(
     model: &mut M,
     train: &ImageSet,
     test: &ImageSet,
-    schedule: Schedule,
+    recipe: Recipe,
     seed: u64,
 ) -> Result<Fitted, Error>
 where
     M: Classifier<PIXELS, 10> + 'static,
 {
-    let mut adam = Method::Adam.optimizer(model, schedule.lr, None);
-    fit_mnist_with(model, adam.as_mut(), train, test, schedule, seed)
+    let mut adam = Method::Adam.at(recipe.lr).build(model);
+    fit_mnist_with(model, adam.as_mut(), train, test, recipe, seed)
 }
 
 /// [`fit_mnist`] with an optimizer of one's own, such as §6's masked one
-/// ([`lottery::Masked`]); the schedule's learning rate is set on it.
+/// ([`lottery::Masked`]); the recipe's learning rate is set on it.
 pub fn fit_mnist_with<M>(
     model: &mut M,
-    optimizer: &mut dyn Trainer<M, f32>,
+    optimizer: &mut dyn ScheduledOptimizer<M, f32>,
     train: &ImageSet,
     test: &ImageSet,
-    schedule: Schedule,
+    recipe: Recipe,
     seed: u64,
 ) -> Result<Fitted, Error>
 where
     M: Classifier<PIXELS, 10>,
 {
-    if !(schedule.lr.is_finite() && schedule.lr > 0.0 && schedule.epochs > 0) {
+    if !(recipe.lr.is_finite() && recipe.lr > 0.0 && recipe.epochs > 0) {
         return Err(Error::InvalidArgument {
-            what: "a training schedule",
+            what: "a training recipe",
             expected: "a finite learning rate > 0 and at least one epoch",
-            got: format!("{schedule:?}"),
+            got: format!("{recipe:?}"),
         });
     }
     let dev = Cpu::seed_from_u64(seed);
-    let batches = MiniBatches::<PIXELS>::from_images(&dev, train, schedule.batch_size, seed)?;
+    let batches = MiniBatches::<PIXELS>::from_images(&dev, train, recipe.batch_size, seed)?;
     let train_all = MiniBatches::<PIXELS>::from_images(&dev, train, 1000, seed)?;
     let test_all = MiniBatches::<PIXELS>::from_images(&dev, test, 1000, seed)?;
-    optimizer.set_learning_rate(schedule.lr);
-    let config = TrainConfig::new(schedule.epochs).quiet();
+    optimizer.set_learning_rate(recipe.lr);
+    let config = TrainConfig::new(recipe.epochs).quiet();
     let history = fit_classifier(model, optimizer, &batches, &test_all, &config)?;
     let (train_loss, train_accuracy) = evaluate(model, &train_all, Loss::CrossEntropy)?;
     let (test_loss, test_accuracy) = evaluate(model, &test_all, Loss::CrossEntropy)?;
@@ -234,27 +235,24 @@ mod tests {
     #[test]
     fn fit_mnist_learns_and_refuses_a_bad_schedule() {
         let (train, test) = mnist_subsets(200, 200, 0).unwrap();
-        let schedule = Schedule {
+        let recipe = Recipe {
             lr: 3e-3,
             batch_size: 20,
             epochs: 5,
         };
         let mut model = Cpu::seed_from_u64(0).build_module::<MnistMlp<32>, f32>();
-        let fitted = fit_mnist(&mut model, &train, &test, schedule, 0).unwrap();
+        let fitted = fit_mnist(&mut model, &train, &test, recipe, 0).unwrap();
         assert!(fitted.test_accuracy > 0.5, "{fitted:?}");
         assert_eq!(fitted.history.epochs.len(), 5);
         for bad in [
-            Schedule {
-                lr: 0.0,
-                ..schedule
-            },
-            Schedule {
+            Recipe { lr: 0.0, ..recipe },
+            Recipe {
                 epochs: 0,
-                ..schedule
+                ..recipe
             },
-            Schedule {
+            Recipe {
                 batch_size: 0,
-                ..schedule
+                ..recipe
             },
         ] {
             assert!(

@@ -3,7 +3,7 @@
 //! learns MNIST also memorizes MNIST with its labels replaced by random ones: fitting the
 //! training set says nothing, by itself, about the test set.
 
-use super::{fit_mnist, Fitted, MnistMlp, Schedule};
+use super::{fit_mnist, Fitted, MnistMlp, Recipe};
 use crate::data::ImageSet;
 use crate::Error;
 use dfdx::prelude::*;
@@ -62,7 +62,7 @@ pub fn corruption_sweep(
     train: &ImageSet,
     test: &ImageSet,
     fractions: &[f64],
-    schedule: Schedule,
+    recipe: Recipe,
     seed: u64,
 ) -> Result<Vec<CorruptedRun>, Error> {
     fractions
@@ -70,15 +70,15 @@ pub fn corruption_sweep(
         .map(|&fraction| {
             let labels = corrupt_labels(train, fraction, seed)?;
             let mut model = Cpu::seed_from_u64(seed).build_module::<MnistMlp<HIDDEN>, f32>();
-            let fitted = fit_mnist(&mut model, &labels, test, schedule, seed)?;
+            let fitted = fit_mnist(&mut model, &labels, test, recipe, seed)?;
             Ok(CorruptedRun { fraction, fitted })
         })
         .collect()
 }
 
-/// The schedule §3 trains with: Adam at 1e-3, batches of 50, 25 epochs; 500 random labels
+/// The recipe §3 trains with: Adam at 1e-3, batches of 50, 25 epochs; 500 random labels
 /// are memorized in about 15.
-pub const NOTEBOOK_SCHEDULE: Schedule = Schedule {
+pub const NOTEBOOK_RECIPE: Recipe = Recipe {
     lr: 1e-3,
     batch_size: 50,
     epochs: 25,
@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn the_network_memorizes_random_labels_but_learns_nothing_from_them() {
         let (train, test) = mnist_subsets(500, 2000, 0).unwrap();
-        let runs = corruption_sweep(&train, &test, &[0.0, 1.0], NOTEBOOK_SCHEDULE, 0);
+        let runs = corruption_sweep(&train, &test, &[0.0, 1.0], NOTEBOOK_RECIPE, 0);
         let [clean, random] = <[CorruptedRun; 2]>::try_from(runs.unwrap()).unwrap();
         assert!(
             clean.fitted.test_accuracy > 0.8,

@@ -4,7 +4,7 @@
 //! expectation of §1 that more capacity means more overfitting (Neyshabur, Tomioka and
 //! Srebro, 2015; Neyshabur et al., 2019).
 
-use super::{fit_mnist, Fitted, MnistMlp, Schedule};
+use super::{fit_mnist, Fitted, MnistMlp, Recipe};
 use crate::data::ImageSet;
 use crate::Error;
 use dfdx::prelude::*;
@@ -21,31 +21,31 @@ pub struct WidthRun {
     pub fitted: Fitted,
 }
 
-/// An [`MnistMlp`] of each width in [`WIDTHS`], each trained with the same `schedule` and
+/// An [`MnistMlp`] of each width in [`WIDTHS`], each trained with the same `recipe` and
 /// `seed` on `train` and measured on `train` and `test` (§5).
 pub fn width_sweep(
     train: &ImageSet,
     test: &ImageSet,
-    schedule: Schedule,
+    recipe: Recipe,
     seed: u64,
 ) -> Result<Vec<WidthRun>, Error> {
     Ok(vec![
-        width_run::<8>(train, test, schedule, seed)?,
-        width_run::<32>(train, test, schedule, seed)?,
-        width_run::<128>(train, test, schedule, seed)?,
-        width_run::<512>(train, test, schedule, seed)?,
+        width_run::<8>(train, test, recipe, seed)?,
+        width_run::<32>(train, test, recipe, seed)?,
+        width_run::<128>(train, test, recipe, seed)?,
+        width_run::<512>(train, test, recipe, seed)?,
     ])
 }
 
 fn width_run<const H: usize>(
     train: &ImageSet,
     test: &ImageSet,
-    schedule: Schedule,
+    recipe: Recipe,
     seed: u64,
 ) -> Result<WidthRun, Error> {
     let mut model = Cpu::seed_from_u64(seed).build_module::<MnistMlp<H>, f32>();
     let parameters = model.num_trainable_params();
-    let fitted = fit_mnist(&mut model, train, test, schedule, seed)?;
+    let fitted = fit_mnist(&mut model, train, test, recipe, seed)?;
     Ok(WidthRun {
         width: H,
         parameters,
@@ -53,8 +53,8 @@ fn width_run<const H: usize>(
     })
 }
 
-/// The schedule §5 trains every width with: Adam at 1e-3, batches of 50, 10 epochs.
-pub const NOTEBOOK_SCHEDULE: Schedule = Schedule {
+/// The recipe §5 trains every width with: Adam at 1e-3, batches of 50, 10 epochs.
+pub const NOTEBOOK_RECIPE: Recipe = Recipe {
     lr: 1e-3,
     batch_size: 50,
     epochs: 10,
@@ -68,7 +68,7 @@ mod tests {
     #[test]
     fn wider_trains_lower_and_tests_no_worse() {
         let (train, test) = mnist_subsets(1000, 2000, 0).unwrap();
-        let runs = width_sweep(&train, &test, NOTEBOOK_SCHEDULE, 0).unwrap();
+        let runs = width_sweep(&train, &test, NOTEBOOK_RECIPE, 0).unwrap();
         assert_eq!(runs.iter().map(|r| r.width).collect::<Vec<_>>(), WIDTHS);
         assert_eq!(runs[0].parameters, 784 * 8 + 8 + 8 * 8 + 8 + 8 * 10 + 10);
         for pair in runs.windows(2) {

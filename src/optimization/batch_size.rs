@@ -2,8 +2,9 @@
 //! ([`gradient_noise`]) and as a knob that needs the learning rate scaled with it
 //! ([`linear_scaling`]; Goyal et al., 2017).
 
-use super::{digits_mlp, gradient, Method, Run, Trained};
+use super::{digits_mlp, gradient, Run, Trained};
 use crate::data::ImageSet;
+use crate::optim::Method;
 use crate::train::Loss;
 use crate::Error;
 use rand::{rngs::StdRng, Rng, SeedableRng};

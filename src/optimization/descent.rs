@@ -4,10 +4,11 @@
 //! The point being optimized is a dfdx tensor of two numbers, and the optimizers are
 //! dfdx's own ([`Method`]): the same objects that train the networks of later sections,
 //! here on a "model" with two parameters. With the exact gradient of the surface, SGD is
-//! plain gradient descent.
+//! plain gradient descent. The steps are taken here rather than by the training loop
+//! ([`crate::train::fit`]): there are no batches, and a run that diverges is a result to
+//! draw, not an error to stop at.
 
-use super::Method;
-use crate::train::Trainer;
+use crate::optim::{Method, ScheduledOptimizer};
 use crate::Error;
 use dfdx::prelude::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -119,7 +120,7 @@ pub fn descend(
         });
     }
     let point: Point = Cpu::default().tensor(start);
-    let optimizer = method.optimizer(&point, lr, None);
+    let optimizer = method.at(lr).build(&point);
     let (points, losses) = walk(surface, point, optimizer, steps)?;
     Ok(Path {
         method,
@@ -133,7 +134,7 @@ pub fn descend(
 fn walk(
     surface: Surface,
     mut point: Point,
-    mut optimizer: Box<dyn Trainer<Point, f64>>,
+    mut optimizer: Box<dyn ScheduledOptimizer<Point, f64>>,
     steps: usize,
 ) -> Result<(Vec<[f64; 2]>, Vec<f64>), Error> {
     let (mut points, mut losses) = (Vec::with_capacity(steps + 1), Vec::with_capacity(steps + 1));

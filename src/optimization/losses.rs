@@ -4,12 +4,12 @@
 //! [`train_from_bad_init`]), and the triplet loss that trains an embedding instead of a
 //! classifier ([`Embedder`]).
 
-use super::{check_digits, digits_mlp, gradient, Criterion, Method, Mlp, Run, Sweep};
+use super::{check_digits, digits_mlp, gradient, Criterion, Mlp, Run, Sweep};
 use crate::data::{ImageSet, Points2d};
 use crate::nn::ReLU;
-use crate::train::{norm, Loss};
+use crate::optim::Method;
+use crate::train::{fit, norm, Drawn, Loss, Measured, TrainConfig};
 use crate::Error;
-use dfdx::optim::{Adam, AdamConfig, Optimizer};
 use dfdx::prelude::*;
 use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 
@@ -90,12 +90,14 @@ pub fn train_from_bad_init(
 /// The network the triplet loss trains: 64 pixels → 64 ReLU units → a point of the plane.
 pub type EmbeddingNet = (Linear<64, 64>, ReLU, Linear<64, 2>);
 
+type Net = <EmbeddingNet as BuildOnDevice<Cpu, f32>>::Built;
+
 /// An embedding of the 8×8 digits into the plane, trained with the triplet loss of
 /// FaceNet (Schroff, Kalenichenko & Philbin, 2015): an anchor should lie closer to a
 /// positive (same class) than to a negative (another class), by a margin:
 /// `max(0, |a − p|² − |a − n|² + margin)`. Notebook `02_optimization` §2.
 pub struct Embedder {
-    net: <EmbeddingNet as BuildOnDevice<Cpu, f32>>::Built,
+    net: Net,
     /// The mean triplet loss of each training step.
     pub losses: Vec<f32>,
 }
@@ -132,24 +134,18 @@ impl Embedder {
         let dev = Cpu::default();
         let mut rng = StdRng::seed_from_u64(seed);
         let by_class = by_class(images)?;
-        let mut adam = Adam::new(
-            &self.net,
-            AdamConfig {
-                lr,
-                ..Default::default()
-            },
-        );
-        let mut grads = self.net.alloc_grads();
-        for _ in 0..steps {
+        let triplets = Drawn::new(steps, || -> Vec<[usize; 3]> {
+            (0..batch).map(|_| triplet(&by_class, &mut rng)).collect()
+        });
+        let objective = |net: &mut Net, rows: Vec<[usize; 3]>, grads| -> Result<Measured, Error> {
             // Anchors, then positives, then negatives: one forward pass for all three.
-            let rows: Vec<[usize; 3]> = (0..batch).map(|_| triplet(&by_class, &mut rng)).collect();
             let mut x = Vec::with_capacity(3 * batch * 64);
             for role in 0..3 {
                 rows.iter()
                     .for_each(|t| x.extend_from_slice(images.image(t[role])));
             }
             let x = dev.tensor_from_vec(x, (3 * batch, Const::<64>));
-            let e = self.net.forward_mut(x.traced(grads)); // (3·batch, 2)
+            let e = net.forward_mut(x.traced(grads)); // (3·batch, 2)
             let a = e.with_empty_tape().slice((0..batch, ..));
             let p = e.with_empty_tape().slice((batch..2 * batch, ..));
             let n = e.slice((2 * batch..3 * batch, ..));
@@ -157,13 +153,14 @@ impl Embedder {
                 .square()
                 .sum::<(usize,), Axis<1>>();
             let to_negative = (a - n).square().sum::<(usize,), Axis<1>>();
-            let loss = (to_positive - to_negative + margin).relu().mean();
-            self.losses.push(loss.array());
-            grads = loss.backward();
-            adam.update(&mut self.net, &grads)
-                .map_err(|e| Error::Optimizer(format!("{e:?}")))?;
-            self.net.zero_grads(&mut grads);
-        }
+            Ok(Measured::loss(
+                (to_positive - to_negative + margin).relu().mean(),
+            ))
+        };
+        let mut adam = Method::Adam.at(lr).build(&self.net);
+        let config = TrainConfig::new(1).quiet();
+        let history = fit(&mut self.net, adam.as_mut(), triplets, objective, &config)?;
+        self.losses.extend(history.losses());
         Ok(())
     }
 

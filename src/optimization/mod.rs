@@ -3,38 +3,27 @@
 //!
 //! One module per section: [`descent`] (§1, paths on 2-D surfaces), [`losses`] (§2,
 //! squared error, cross-entropy and the triplet loss), [`optimizers`] (§3, Adam's update
-//! written out), [`weight_decay`] (§4, L2 against decoupled decay), [`schedules`] (§5,
-//! learning-rate schedules), [`batch_size`] (§6, gradient noise and the linear scaling
-//! rule).
+//! written out), [`weight_decay`] (§4, L2 against decoupled decay), [`batch_size`] (§6,
+//! gradient noise and the linear scaling rule). The methods compared and the learning-rate
+//! schedules of §5 are the course's shared optimizer settings, in [`crate::optim`].
 //!
-//! Here, what the sections share: the optimizers compared ([`Method`]), and one training
-//! run of notebook 00's [`DigitsMlp`] on the 8×8 digits ([`Run`]), alone or as a
+//! Here, what the sections share: one training run of the digits MLP
+//! ([`DigitsMlp`](crate::models::DigitsMlp)) on the 8×8 digits ([`Run`]), alone or as a
 //! learning-rate sweep ([`Sweep`]).
 
 pub mod batch_size;
 pub mod descent;
 pub mod losses;
 pub mod optimizers;
-pub mod schedules;
 pub mod weight_decay;
 
 use crate::data::{one_hot, ImageSet, MiniBatches};
-use crate::tour::DigitsMlp;
-use crate::train::{fit_classifier, gradients, parameters, History, Loss, TrainConfig, Trainer};
+pub use crate::models::{digits_mlp, DigitsMlpNet as Mlp};
+use crate::optim::{Method, OptimizerConfig, Schedule, ScheduledOptimizer};
+use crate::train::{fit, gradients, parameters, Classification, History, Loss, TrainConfig};
 use crate::Error;
-use dfdx::optim::{
-    Adam, AdamConfig, Momentum, RMSprop, RMSpropConfig, Sgd, SgdConfig, WeightDecay,
-};
+use dfdx::optim::WeightDecay;
 use dfdx::prelude::*;
-use schedules::Schedule;
-
-/// [`DigitsMlp`] (64 → 64 ReLU → 10) built on the CPU with `f32` weights.
-pub type Mlp = <DigitsMlp as BuildOnDevice<Cpu, f32>>::Built;
-
-/// A freshly initialised [`Mlp`]: equal seeds give equal weights.
-pub fn digits_mlp(seed: u64) -> Mlp {
-    Cpu::seed_from_u64(seed).build_module::<DigitsMlp, f32>()
-}
 
 /// The gradient of the mean `loss` of `model` over the images at `rows` (repeats allowed),
 /// with respect to every weight, flat in the order of [`parameters`]: the push one batch
@@ -79,86 +68,13 @@ fn check_digits(images: &ImageSet) -> Result<(), Error> {
     })
 }
 
-/// The optimizers notebook `02_optimization` compares (§1, §3), all dfdx's, with their
-/// default settings apart from the learning rate (and, in §4, the weight decay).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// Stochastic gradient descent (Robbins & Monro, 1951): `p ← p − lr·g`.
-    Sgd,
-    /// Heavy-ball momentum (Polyak, 1964), as dfdx and PyTorch write it: `v ← β·v + g`,
-    /// `p ← p − lr·v`, with β = 0.9.
-    Momentum,
-    /// RMSprop (Tieleman & Hinton, 2012): the gradient divided by the root of a running
-    /// mean of its squares (α = 0.9). dfdx starts that mean at 1, as TensorFlow does.
-    RMSprop,
-    /// Adam (Kingma & Ba, 2015): momentum over RMSprop's scaling, both averages
-    /// bias-corrected, β = (0.9, 0.999).
-    Adam,
-}
-
-impl Method {
-    pub const ALL: [Method; 4] = [Method::Sgd, Method::Momentum, Method::RMSprop, Method::Adam];
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Method::Sgd => "SGD",
-            Method::Momentum => "momentum",
-            Method::RMSprop => "RMSprop",
-            Method::Adam => "Adam",
-        }
-    }
-
-    /// dfdx's optimizer for `model`, with learning rate `lr` and an optional weight decay.
-    pub fn optimizer<M: 'static, E: Dtype>(
-        self,
-        model: &M,
-        lr: f64,
-        weight_decay: Option<WeightDecay>,
-    ) -> Box<dyn Trainer<M, E>>
-    where
-        Sgd<M, E, Cpu>: Trainer<M, E>,
-        RMSprop<M, E, Cpu>: Trainer<M, E>,
-        Adam<M, E, Cpu>: Trainer<M, E>,
-    {
-        let sgd = |momentum| SgdConfig {
-            lr,
-            momentum,
-            weight_decay,
-        };
-        match self {
-            Method::Sgd => Box::new(Sgd::new(model, sgd(None))),
-            Method::Momentum => Box::new(Sgd::new(model, sgd(Some(Momentum::Classic(0.9))))),
-            Method::RMSprop => Box::new(RMSprop::new(
-                model,
-                RMSpropConfig {
-                    lr,
-                    weight_decay,
-                    ..Default::default()
-                },
-            )),
-            Method::Adam => Box::new(Adam::new(
-                model,
-                AdamConfig {
-                    lr,
-                    weight_decay,
-                    ..Default::default()
-                },
-            )),
-        }
-    }
-}
-
-/// One way to train the digits [`Mlp`]: an optimizer, its learning rate (or a schedule of
-/// them), weight decay, the loss, the batch size and the number of epochs. Every section
-/// of notebook `02_optimization` after the first trains with it.
+/// One way to train the digits [`Mlp`]: the optimizer settings (method, learning rate or
+/// a schedule of them, weight decay), the loss, the batch size and the number of epochs.
+/// Every section of notebook `02_optimization` after the first trains with it.
 #[derive(Clone, Debug)]
 pub struct Run {
-    pub method: Method,
-    pub lr: f64,
-    pub weight_decay: Option<WeightDecay>,
+    pub optimizer: OptimizerConfig,
     pub loss: Loss,
-    /// The learning rate of each step; `None`: `lr` throughout.
-    pub schedule: Option<Schedule>,
     pub batch_size: usize,
     pub epochs: usize,
 }
@@ -236,11 +152,8 @@ impl Run {
     /// `method` at learning rate `lr`, cross-entropy, batches of 32, 10 epochs, no decay.
     pub fn new(method: Method, lr: f64) -> Run {
         Run {
-            method,
-            lr,
-            weight_decay: None,
+            optimizer: method.at(lr),
             loss: Loss::CrossEntropy,
-            schedule: None,
             batch_size: 32,
             epochs: 10,
         }
@@ -257,7 +170,7 @@ impl Run {
     }
 
     pub fn weight_decay(mut self, decay: WeightDecay) -> Run {
-        self.weight_decay = Some(decay);
+        self.optimizer = self.optimizer.weight_decay(decay);
         self
     }
 
@@ -268,14 +181,16 @@ impl Run {
 
     /// Follows `schedule` over the run's steps (and reports its peak as the run's `lr`).
     pub fn schedule(mut self, schedule: Schedule) -> Run {
-        self.lr = schedule.peak();
-        self.schedule = Some(schedule);
+        self.optimizer = self.optimizer.schedule(schedule);
         self
     }
 
     /// The same run at another learning rate.
     pub fn at(&self, lr: f64) -> Run {
-        Run { lr, ..self.clone() }
+        Run {
+            optimizer: self.optimizer.at(lr),
+            ..self.clone()
+        }
     }
 
     /// Trains a fresh [`digits_mlp`]`(seed)` on `train`, testing on `test` after each epoch;
@@ -292,39 +207,41 @@ impl Run {
         test: &ImageSet,
         seed: u64,
     ) -> Result<Trained, Error> {
-        let mut optimizer = self.method.optimizer(&model, self.lr, self.weight_decay);
+        let mut optimizer = self.optimizer.build(&model);
         self.train_with(model, optimizer.as_mut(), train, test, seed)
     }
 
-    /// [`Run::train_from`] with an optimizer of one's own (the run's `method` and
-    /// `weight_decay` are then unused).
+    /// [`Run::train_from`] with an optimizer of one's own (the run's method and weight
+    /// decay are then unused; its learning rate or schedule drives the optimizer).
     pub fn train_with(
         &self,
         mut model: Mlp,
-        optimizer: &mut dyn Trainer<Mlp, f32>,
+        optimizer: &mut dyn ScheduledOptimizer<Mlp, f32>,
         train: &ImageSet,
         test: &ImageSet,
         seed: u64,
     ) -> Result<Trained, Error> {
-        if !(self.lr.is_finite() && self.lr >= 0.0 && self.epochs > 0) {
+        let lr = self.optimizer.lr;
+        if !(lr.is_finite() && lr >= 0.0 && self.epochs > 0) {
             return Err(Error::InvalidArgument {
                 what: "a training run",
                 expected: "a finite learning rate ≥ 0 and at least one epoch",
-                got: format!("learning rate {} for {} epochs", self.lr, self.epochs),
+                got: format!("learning rate {lr} for {} epochs", self.epochs),
             });
         }
         let dev = Cpu::default();
         let batches = MiniBatches::<64>::from_images(&dev, train, self.batch_size, seed)?;
-        let test_batches = MiniBatches::<64>::from_images(&dev, test, 512, seed)?;
-        let mut config = TrainConfig::new(self.epochs).loss(self.loss).quiet();
-        if let Some(schedule) = self.schedule {
-            let lrs = schedule.learning_rates(self.epochs * batches.batches_per_epoch())?;
-            config = config.schedule(move |step| lrs[step.min(lrs.len() - 1)]);
-        }
-        optimizer.set_learning_rate(self.lr);
-        let history = fit_classifier(&mut model, optimizer, &batches, &test_batches, &config)?;
+        let test = MiniBatches::<64>::from_images(&dev, test, 512, seed)?;
+        let mut config = TrainConfig::new(self.epochs).quiet();
+        config.schedule = self.optimizer.schedule;
+        optimizer.set_learning_rate(lr);
+        let objective = Classification::<64, 10> {
+            test: Some(&test),
+            loss: self.loss,
+        };
+        let history = fit(&mut model, optimizer, &batches, objective, &config)?;
         Ok(Trained {
-            lr: self.lr,
+            lr,
             history,
             weights: parameters(&model),
         })

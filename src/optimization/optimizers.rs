@@ -4,7 +4,8 @@
 
 use super::{digits_mlp, Run, Trained};
 use crate::data::ImageSet;
-use crate::train::{flat_gradients, parameters, set_parameters, LearningRate};
+use crate::optim::ScheduledOptimizer;
+use crate::train::{flat_gradients, parameters, set_parameters};
 use crate::Error;
 use dfdx::optim::{Optimizer, OptimizerUpdateError};
 use dfdx::prelude::*;
@@ -101,7 +102,11 @@ impl<M: TensorCollection<f32, Cpu>> Optimizer<M, Cpu, f32> for AdamByHand {
     }
 }
 
-impl LearningRate for AdamByHand {
+impl<M: TensorCollection<f32, Cpu>> ScheduledOptimizer<M, f32> for AdamByHand {
+    fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
     fn set_learning_rate(&mut self, lr: f64) {
         self.lr = lr;
     }
@@ -126,16 +131,16 @@ pub fn train_with_adam_by_hand(
     test: &ImageSet,
     seed: u64,
 ) -> Result<(Trained, Vec<f32>), Error> {
-    let mut adam = AdamByHand::new(run.lr, bias_correction);
+    let mut adam = AdamByHand::new(run.optimizer.lr, bias_correction);
     let trained = run.train_with(digits_mlp(seed), &mut adam, train, test, seed)?;
     Ok((trained, adam.step_sizes))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::Method;
     use super::*;
     use crate::data::digits;
+    use crate::optim::Method;
 
     #[test]
     fn with_its_correction_it_is_dfdx_adam() {

@@ -27,9 +27,9 @@ pub fn l2_and_decoupled(
 
 #[cfg(test)]
 mod tests {
-    use super::super::Method;
     use super::*;
     use crate::data::digits;
+    use crate::optim::Method;
 
     fn split() -> (ImageSet, ImageSet) {
         digits().unwrap().split(0.2, 1).unwrap()
