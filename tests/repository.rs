@@ -115,3 +115,111 @@ fn conda_installs_the_pinned_rust_toolchain() {
         "environment.yml should install Rust {channel}"
     );
 }
+
+/// The sections: one per notebook, the module named as the notebook without its number
+/// (`03_generalization.ipynb` is `src/generalization/` or `src/generalization.rs`).
+fn sections() -> Vec<String> {
+    let sections: Vec<String> = notebooks_in("notebooks")
+        .iter()
+        .map(|(path, _)| {
+            let stem = path.file_stem().unwrap().to_str().unwrap();
+            let (_, name) = stem
+                .split_once('_')
+                .expect("notebooks are named NN_section");
+            name.to_owned()
+        })
+        .collect();
+    for section in &sections {
+        let module = root().join("src").join(section);
+        assert!(
+            module.is_dir() || module.with_extension("rs").is_file(),
+            "notebook section {section} has no module src/{section}/ or src/{section}.rs"
+        );
+    }
+    sections
+}
+
+/// Every `.rs` file at or under `path`.
+fn rust_files(path: &Path) -> Vec<PathBuf> {
+    if path.is_file() {
+        return vec![path.to_owned()];
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flat_map(|e| rust_files(&e.unwrap().path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The top-level modules a line of Rust names through `crate::` (also in a grouped
+/// `use crate::{a, b::c}`), ignoring what follows `//`.
+fn crate_modules(line: &str) -> Vec<String> {
+    let code = line.split("//").next().unwrap_or("");
+    let mut named = Vec::new();
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        let paths = match rest.strip_prefix('{') {
+            Some(group) => group.split('}').next().unwrap_or("").to_owned(),
+            None => rest.to_owned(),
+        };
+        for path in paths.split(',') {
+            let first: String = path
+                .trim()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !first.is_empty() {
+                named.push(first);
+            }
+        }
+    }
+    named
+}
+
+#[test]
+fn no_section_imports_another_section() {
+    let sections = sections();
+    assert!(sections.len() >= 6, "{sections:?}");
+    let mut offences = Vec::new();
+    for section in &sections {
+        let module = root().join("src").join(section);
+        let files = [
+            rust_files(&module),
+            rust_files(&module.with_extension("rs")),
+        ]
+        .concat();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let others = crate_modules(line)
+                    .into_iter()
+                    .filter(|m| m != section && sections.contains(m));
+                for other in others {
+                    let at = file.strip_prefix(root()).unwrap().display();
+                    offences.push(format!("{at}:{}: names section `{other}`", n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "sections depend on shared modules, never on each other; move what two sections share to a shared module:\n{}",
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn the_import_check_reads_grouped_and_plain_paths() {
+    assert_eq!(
+        crate_modules("use crate::{optim::Method, train::fit};"),
+        ["optim", "train"]
+    );
+    assert_eq!(
+        crate_modules("let d = crate::runtime::device(0); // crate::tour"),
+        ["runtime"]
+    );
+    assert!(crate_modules("/// see crate::tour").is_empty());
+}
