@@ -19,6 +19,8 @@ pub mod nn;
 pub mod optimization;
 pub mod plot;
 pub mod seed;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tour;
 pub mod train;
 

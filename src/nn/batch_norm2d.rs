@@ -4,8 +4,7 @@
 //! trains it; §4 sets it against layer normalisation.
 
 use super::channels::Channels;
-use super::conv2d::values;
-use super::tape::{output_buffer, param, record};
+use super::op::{output_buffer, param, record, values};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 
@@ -235,7 +234,7 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim> ModuleMut<Batch<B, C, H, W, OwnedTa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::check::{assert_close, finite_differences, noise, weighted_sum};
+    use crate::testing::{assert_close, finite_differences, noise, weighted_sum};
 
     type Images = Tensor<(usize, Const<3>, usize, usize), f32, Cpu>;
     const SHAPE: (usize, Const<3>, usize, usize) = (4, Const, 5, 6);

@@ -3,8 +3,7 @@
 //! cost a sixth of a mini AlexNet step.
 
 use super::channels::Channels;
-use super::conv2d::values;
-use super::tape::{output_buffer, param, record};
+use super::op::{output_buffer, param, record, values};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 

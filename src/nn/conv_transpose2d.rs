@@ -4,9 +4,10 @@
 //! as [`conv2d`](super::conv2d), in another order: its forward is a convolution's input
 //! gradient, its input gradient a convolution's forward.
 
-use super::conv2d::{layer_result, shape_error, values, Conv, ConvSpec};
+use super::conv::Conv;
+use super::conv2d::ConvSpec;
 use super::im2col::Plane;
-use super::tape::{output_buffer, param, record};
+use super::op::{layer_result, output_buffer, param, record, shape_error, values};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
@@ -213,8 +214,8 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::check::{assert_close, finite_differences, noise, weighted_sum};
     use crate::nn::conv2d;
+    use crate::testing::{assert_close, finite_differences, noise, weighted_sum};
 
     /// (batch, in channels, h, w, out channels per group, kernel, spec)
     type Case = (usize, usize, usize, usize, usize, usize, ConvSpec);

@@ -453,7 +453,7 @@ compiled_for_each_unit! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::check::{assert_close, noise};
+    use crate::testing::{assert_close, noise};
 
     /// out[o, y, x] = Σ w[o, c, ky, kx] · image[c, y + ky − pad, x + kx − pad], in f64.
     fn naive(c: &Correlation, image: &[f32], w: &[f32], outs: usize) -> Vec<f64> {

@@ -3,8 +3,7 @@
 //! mean and variance, the normalisation and the affine map in two passes forward and two
 //! backward, where dfdx chains a dozen generic broadcasts and reductions.
 
-use super::tape::{output_buffer, param, record};
-use super::{chunks_per_task, values};
+use super::op::{chunks_per_task, output_buffer, param, record, values};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 use rayon::prelude::*;

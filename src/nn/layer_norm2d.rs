@@ -5,8 +5,7 @@
 //! dfdx's ops.
 
 use super::channels::Channels;
-use super::conv2d::values;
-use super::tape::{output_buffer, param, record};
+use super::op::{output_buffer, param, record, values};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 

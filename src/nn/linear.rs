@@ -4,9 +4,8 @@
 //! tensor whose gradient goes back through a generic strided reduction; replacing them took
 //! the character LM's training step from 20.0 to 16.6 ms.
 
-use super::conv2d::values;
 use super::matmul::{matmul, Mat};
-use super::tape::{output_buffer, param, record};
+use super::op::{output_buffer, param, record, values};
 use crate::Error;
 use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;

@@ -22,31 +22,34 @@
 //! assert_eq!(logits.shape().concrete(), [32, 10]);
 //! ```
 
+mod attend;
 mod batch_norm2d;
 mod bias2d;
 mod channels;
-#[cfg(test)]
-mod check;
+mod conv;
 mod conv2d;
 mod conv_transpose2d;
+mod cross_entropy;
 mod direct;
 mod im2col;
 mod layer_norm1d;
 mod layer_norm2d;
 mod linear;
-pub(crate) mod matmul;
+mod matmul;
+mod op;
 mod pool2d;
 mod relu;
 mod reshape;
 mod residual;
-pub(crate) mod tape;
+mod swap_axes;
 mod upsample;
 
+pub use attend::{attend, attend_reference};
 pub use batch_norm2d::BatchNorm2D;
 pub use bias2d::Bias2D;
-pub(crate) use conv2d::values;
 pub use conv2d::{conv2d, Conv2D, ConvSpec};
 pub use conv_transpose2d::{conv_transpose2d, ConvTranspose2D};
+pub use cross_entropy::{masked_cross_entropy, masked_cross_entropy_reference};
 pub use layer_norm1d::LayerNorm1D;
 pub use layer_norm2d::LayerNorm2D;
 pub use linear::{linear, Features};
@@ -54,17 +57,8 @@ pub use pool2d::{pool2d, AvgPool2D, MaxPool2D, Pool};
 pub use relu::{relu, ReLU};
 pub use reshape::{Flatten2D, Unflatten2D};
 pub use residual::{add, Residual};
+pub use swap_axes::{swap_middle_axes, swap_middle_axes_reference};
 pub use upsample::Upsample2D;
-
-/// The fewest values one rayon task of a pass over memory takes (PyTorch's grain is the
-/// same): on smaller tasks, waking the other threads costs more than sharing saves, and the
-/// course's small nets (8 channels of 14×14) would pay it on every op.
-const GRAIN: usize = 32_768;
-
-/// Chunks of `len` values per task, so that each task has at least [`GRAIN`] values.
-pub(crate) fn chunks_per_task(len: usize) -> usize {
-    GRAIN.div_ceil(len.max(1))
-}
 
 /// A batch of `C`-channel images whose height and width are known at run time: what
 /// convolution and pooling return.

@@ -2,10 +2,9 @@
 //! Max pooling keeps the strongest response (and passes the gradient back to it alone);
 //! average pooling spreads the gradient evenly. Taught in notebook 04.
 
-use super::chunks_per_task;
-use super::conv2d::{layer_result, too_small, values, ConvSpec};
+use super::conv2d::ConvSpec;
 use super::im2col::Plane;
-use super::tape::{output_buffer, record};
+use super::op::{chunks_per_task, layer_result, output_buffer, record, too_small, values};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
@@ -180,7 +179,7 @@ pool_layer!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::check::{assert_close, finite_differences, noise, weighted_sum};
+    use crate::testing::{assert_close, finite_differences, noise, weighted_sum};
 
     /// (batch, channels, h, w, kernel, stride, padding)
     const CASES: [(usize, usize, usize, usize, usize, usize, usize); 6] = [

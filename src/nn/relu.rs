@@ -4,8 +4,7 @@
 //! vectorised loops shared among rayon's threads, the backward one over a byte mask kept
 //! from the forward pass.
 
-use super::tape::{output_buffer, record};
-use super::GRAIN;
+use super::op::{output_buffer, record, GRAIN};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 use rayon::prelude::*;

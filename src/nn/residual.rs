@@ -3,9 +3,7 @@
 //! both passes; here the sum is one recorded op whose passes are vectorised loops shared
 //! among rayon's threads.
 
-use super::conv2d::{layer_result, shape_error};
-use super::tape::{output_buffer, param, record};
-use super::{values, GRAIN};
+use super::op::{layer_result, output_buffer, param, record, shape_error, values, GRAIN};
 use crate::Error;
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
