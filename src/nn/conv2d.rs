@@ -127,6 +127,56 @@ where
     Ok(out)
 }
 
+/// The readable version of [`conv2d`]: its definition as plain loops, each output
+/// `out[n, o, y, x] = Σ w[o, i, ky, kx] · x[n, g·I + i, y·s + ky·d − p, x·s + kx·d − p]`
+/// over the `I` channels of output `o`'s group `g` and the taps, pixels outside the image
+/// counting as zero. Notebook `04_convnets` §1 teaches the arithmetic.
+pub fn conv2d_reference(
+    x: &Images<usize, usize, NoneTape>,
+    w: &Kernels,
+    spec: ConvSpec,
+) -> Images<usize, usize, NoneTape> {
+    let ((b, c, h, wd), (o, per_group, k, _)) = (*x.shape(), *w.shape());
+    let ConvSpec {
+        stride,
+        padding,
+        dilation,
+        groups,
+    } = spec;
+    let size = |n: usize| (n + 2 * padding - dilation * (k - 1) - 1) / stride + 1;
+    let (oh, ow) = (size(h), size(wd));
+    let (xs, ws) = (x.as_vec(), w.as_vec());
+    // The pixel of image n, channel ch at padded coordinates (y, x), or 0 in the padding.
+    let pixel = |n: usize, ch: usize, y: usize, x: usize| match (
+        y.checked_sub(padding),
+        x.checked_sub(padding),
+    ) {
+        (Some(y), Some(x)) if y < h && x < wd => xs[((n * c + ch) * h + y) * wd + x] as f64,
+        _ => 0.0,
+    };
+    let out = (0..b * o * oh * ow).map(|i| {
+        let (n, oc, y, xx) = (i / (o * oh * ow), i / (oh * ow) % o, i / ow % oh, i % ow);
+        let first = oc / (o / groups) * per_group;
+        let taps = (0..per_group * k * k).map(|t| {
+            let (ic, ky, kx) = (t / (k * k), t / k % k, t % k);
+            let weight = ws[oc * per_group * k * k + t] as f64;
+            weight
+                * pixel(
+                    n,
+                    first + ic,
+                    y * stride + ky * dilation,
+                    xx * stride + kx * dilation,
+                )
+        });
+        taps.sum::<f64>() as f32
+    });
+    x.device().tensor_from_vec(out.collect(), (b, o, oh, ow))
+}
+
+/// Kernels (out channels, channels per group, k, k), or images, with every size known
+/// at run time.
+pub type Kernels = Tensor<(usize, usize, usize, usize), f32, Cpu>;
+
 pub mod builder {
     /// Builds a [`super::Conv2D`]; see there for the parameters.
     #[derive(Debug, Clone, Copy)]
@@ -268,7 +318,7 @@ impl<
 mod tests {
     use super::*;
     use crate::nn::conv::DIRECT_MAX_PATCH;
-    use crate::testing::{assert_close, finite_differences, noise, weighted_sum};
+    use crate::testing::{assert_close, assert_close_f32, finite_differences, noise, weighted_sum};
 
     /// (batch, channels, height, width, out channels, kernel, spec)
     type Case = (usize, usize, usize, usize, usize, usize, ConvSpec);
@@ -294,97 +344,102 @@ mod tests {
         ]
     }
 
-    /// The definition, summed term by term in f64: out[n, o, y, x] = Σ w[o, i, ky, kx] ·
-    /// image[n, group(o)·I + i, y·s + ky·d − p, x·s + kx·d − p].
-    fn naive(case: &Case, x: &[f32], w: &[f32]) -> Vec<f64> {
-        let &(b, c, h, wd, o, k, spec) = case;
-        let i_per = c / spec.groups;
-        let o_per = o / spec.groups;
-        let out_len =
-            |n: usize| (n + 2 * spec.padding - spec.dilation * (k - 1) - 1) / spec.stride + 1;
-        let (oh, ow) = (out_len(h), out_len(wd));
-        let mut out = vec![0.0; b * o * oh * ow];
-        for n in 0..b {
-            for oc in 0..o {
-                for y in 0..oh {
-                    for xx in 0..ow {
-                        let mut sum = 0.0f64;
-                        for i in 0..i_per {
-                            let ic = oc / o_per * i_per + i;
-                            for ky in 0..k {
-                                for kx in 0..k {
-                                    let iy = (y * spec.stride + ky * spec.dilation) as isize
-                                        - spec.padding as isize;
-                                    let ix = (xx * spec.stride + kx * spec.dilation) as isize
-                                        - spec.padding as isize;
-                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
-                                        continue;
-                                    }
-                                    let pixel =
-                                        x[((n * c + ic) * h + iy as usize) * wd + ix as usize];
-                                    sum += pixel as f64
-                                        * w[((oc * i_per + i) * k + ky) * k + kx] as f64;
-                                }
-                            }
-                        }
-                        out[((n * o + oc) * oh + y) * ow + xx] = sum;
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn forward(case: &Case, x: &[f32], w: &[f32]) -> Vec<f32> {
+    fn reference(case: &Case, x: &[f32], w: &[f32]) -> Vec<f32> {
         let &(b, c, h, wd, o, k, spec) = case;
         let dev = Cpu::default();
         let x = dev.tensor_from_vec(x.to_vec(), (b, c, h, wd));
         let w = dev.tensor_from_vec(w.to_vec(), (o, c / spec.groups, k, k));
-        conv2d(x, w, spec).unwrap().as_vec()
+        conv2d_reference(&x, &w, spec).as_vec()
     }
 
+    /// On the direct path and on im2col's: the values are the reference's, and the
+    /// gradients the reference's by central differences (exact, up to rounding, since a
+    /// convolution is linear in its image and in its kernels).
     #[test]
-    fn forward_matches_the_definition() {
-        for (n, case) in cases().iter().enumerate() {
-            let &(b, c, h, wd, o, k, spec) = case;
-            let x = noise(b * c * h * wd, n as u64);
-            let w = noise(o * c / spec.groups * k * k, 100 + n as u64);
-            assert_close(
-                &format!("case {n}"),
-                &forward(case, &x, &w),
-                &naive(case, &x, &w),
-                1e-5,
-            );
-        }
-    }
-
-    #[test]
-    fn gradients_match_finite_differences() {
+    fn matches_the_reference_in_values_and_gradients() {
         let dev = Cpu::default();
         for (n, case) in cases().iter().enumerate() {
             let &(b, c, h, wd, o, k, spec) = case;
+            let what = format!("case {n}");
             let x = noise(b * c * h * wd, n as u64);
             let w = noise(o * c / spec.groups * k * k, 100 + n as u64);
-            let r = noise(forward(case, &x, &w).len(), 200 + n as u64);
             let xt = dev.tensor_from_vec(x.clone(), (b, c, h, wd));
             let wt = dev.tensor_from_vec(w.clone(), (o, c / spec.groups, k, k));
-            let out = conv2d(xt.clone().leaky_trace(), wt.clone().leaky_trace(), spec).unwrap();
+            let out = conv2d(xt.leaky_trace(), wt.leaky_trace(), spec).unwrap();
+            assert_close_f32(&what, &out.as_vec(), &reference(case, &x, &w), 1e-5);
+            let r = noise(out.shape().num_elements(), 200 + n as u64);
             let rt = dev.tensor_from_vec(r.clone(), *out.shape());
             let grads = (out * rt).sum().backward();
-            let loss_x = |x: &[f32]| weighted_sum(&forward(case, x, &w), &r);
-            let loss_w = |w: &[f32]| weighted_sum(&forward(case, &x, w), &r);
-            let what = format!("case {n}");
-            assert_close(
-                &what,
-                &grads.get(&xt).as_vec(),
-                &finite_differences(&x, 0.5, loss_x),
-                1e-4,
+            let loss_x = |x: &[f32]| weighted_sum(&reference(case, x, &w), &r);
+            let loss_w = |w: &[f32]| weighted_sum(&reference(case, &x, w), &r);
+            let expected_x = finite_differences(&x, 0.5, loss_x);
+            assert_close(&what, &grads.get(&xt).as_vec(), &expected_x, 1e-4);
+            let expected_w = finite_differences(&w, 0.5, loss_w);
+            assert_close(&what, &grads.get(&wt).as_vec(), &expected_w, 1e-4);
+        }
+    }
+
+    /// `x = arange(…)/10` with PyTorch's shape, in row-major order.
+    fn arange(dev: &Cpu, shape: (usize, usize, usize, usize)) -> Kernels {
+        let n = shape.0 * shape.1 * shape.2 * shape.3;
+        dev.tensor_from_vec((0..n).map(|i| i as f32 / 10.0).collect(), shape)
+    }
+
+    /// PyTorch's `F.conv2d` on two cases, its output and the gradients of the image and
+    /// the kernels under the loss Σ out · arange/10. Produced by (torch 2.15.0, float64):
+    ///
+    /// ```python
+    /// import torch
+    /// import torch.nn.functional as F
+    ///
+    /// def arange(*shape):
+    ///     n = torch.tensor(shape).prod().item()
+    ///     return (torch.arange(n, dtype=torch.float64) / 10).reshape(shape).requires_grad_()
+    ///
+    /// def show(name, t):
+    ///     print(f"{name}: {[round(v, 4) for v in t.detach().flatten().tolist()]}")
+    ///
+    /// def run(name, f, *inputs):
+    ///     out = f(*inputs)
+    ///     (out * arange(*out.shape).detach()).sum().backward()
+    ///     show(name + " out", out)
+    ///     for i, x in enumerate(inputs):
+    ///         show(f"{name} grad{i}", x.grad)
+    ///
+    /// run("groups", lambda x, w: F.conv2d(x, w, padding=1, groups=2), arange(1, 2, 4, 4), arange(2, 1, 3, 3))
+    /// run("strided", lambda x, w: F.conv2d(x, w, stride=2, padding=1, dilation=2), arange(1, 1, 5, 5), arange(2, 1, 2, 2))
+    /// ```
+    #[test]
+    fn matches_pytorch() {
+        #[rustfmt::skip]
+        let cases = [
+            ((1, 2, 4, 4), (2, 1, 3, 3), ConvSpec::default().padding(1).groups(2),
+             vec![0.73, 1.21, 1.54, 1.03, 1.71, 2.58, 2.94, 1.86, 2.79, 4.02, 4.38, 2.7, 1.39, 1.87, 2.02, 1.13, 11.23, 16.75, 17.62, 11.61, 17.1, 25.35, 26.52, 17.37, 20.34, 30.03, 31.2, 20.37, 12.85, 18.85, 19.54, 12.67],
+             vec![0.07, 0.23, 0.38, 0.41, 0.45, 1.02, 1.38, 1.26, 1.29, 2.46, 2.82, 2.34, 1.97, 3.41, 3.74, 2.87, 8.01, 12.89, 13.58, 9.71, 14.88, 23.79, 24.96, 17.73, 17.88, 28.47, 29.64, 20.97, 14.71, 23.27, 24.14, 16.97],
+             vec![5.52, 7.7, 5.88, 9.2, 12.4, 9.2, 5.88, 7.7, 5.52, 50.16, 67.22, 50.52, 68.72, 91.76, 68.72, 50.52, 67.22, 50.16]),
+            ((1, 1, 5, 5), (2, 1, 2, 2), ConvSpec::default().stride(2).padding(1).dilation(2),
+             vec![0.18, 0.36, 0.16, 0.54, 0.94, 0.36, 0.16, 0.18, 0.0, 0.42, 0.92, 0.48, 1.42, 2.86, 1.4, 0.8, 1.54, 0.72],
+             vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.4, 0.0, 2.68, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.24, 0.0, 3.52, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+             vec![3.2, 2.72, 1.76, 1.28, 7.52, 7.04, 6.08, 5.6]),
+        ];
+        let dev = Cpu::default();
+        for (n, (x_shape, w_shape, spec, out, grad_x, grad_w)) in cases.into_iter().enumerate() {
+            let (x, w) = (arange(&dev, x_shape), arange(&dev, w_shape));
+            let y = conv2d(x.leaky_trace(), w.leaky_trace(), spec).unwrap();
+            assert_close_f32(&format!("case {n}: out"), &y.as_vec(), &out, 1e-5);
+            let r = arange(&dev, *y.shape());
+            let grads = (y * r).sum().backward();
+            assert_close_f32(
+                &format!("case {n}: ∂/∂x"),
+                &grads.get(&x).as_vec(),
+                &grad_x,
+                1e-5,
             );
-            assert_close(
-                &what,
-                &grads.get(&wt).as_vec(),
-                &finite_differences(&w, 0.5, loss_w),
-                1e-4,
+            assert_close_f32(
+                &format!("case {n}: ∂/∂w"),
+                &grads.get(&w).as_vec(),
+                &grad_w,
+                1e-5,
             );
         }
     }
