@@ -25,6 +25,8 @@ pub mod optimization;
 pub mod plot;
 pub mod runtime;
 pub mod seed;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod tour;
 pub mod train;
 

@@ -4,8 +4,7 @@
 
 use super::scaled::attend;
 use super::{Heads, Mask, Seqs};
-use crate::nn::tape::{output_buffer, record};
-use crate::nn::{linear, values};
+use crate::nn::{linear, swap_middle_axes};
 use crate::Error;
 use dfdx::nn::builders as builder;
 use dfdx::nn::modules::MultiHeadAttention;
@@ -50,39 +49,6 @@ pub fn multi_head<const M: usize, const H: usize, T: Tape<f32, Cpu> + Merge<T>>(
     // Concatenate: (b, H, s1, d) → (b, s1, H, d) → (b, s1, M); then project.
     let out = swap_middle_axes(out)?.try_reshape_like(&(b, s1, Const::<M>))?;
     Ok((linear(&mha.w_o, out)?, weights))
-}
-
-/// (b, x, y, d) → (b, y, x, d), copied into a new contiguous tensor, on the tape: what
-/// dfdx's `permute::<Axes4<0, 2, 1, 3>>` and `contiguous` do together, one row of `d`
-/// values at a time rather than one value at a time through a strided index (a tenth of
-/// the character LM's training step went there).
-fn swap_middle_axes<T: Tape<f32, Cpu>>(x: Heads<T>) -> Result<Heads<T>, Error> {
-    let (b, rows, cols, d) = *x.shape();
-    let (x, tape) = x.try_contiguous()?.split_tape();
-    let mut out = output_buffer(x.device(), b * rows * cols * d)?;
-    swap_rows(&values(&x), (rows, cols, d), &mut out, |o, x| {
-        o.copy_from_slice(x)
-    });
-    let out = record(&x, [], tape, out, (b, cols, rows, d), move |g, gx, []| {
-        swap_rows(g, (cols, rows, d), gx, |gx, g| {
-            gx.iter_mut().zip(g).for_each(|(gx, g)| *gx += g)
-        });
-    })?;
-    Ok(out)
-}
-
-/// Applies `f(out row, x row)` to each `d`-long row of `x`, (batch, rows, cols, d), and the
-/// row of `out`, (batch, cols, rows, d), it moves to.
-fn swap_rows(
-    x: &[f32],
-    (rows, cols, d): (usize, usize, usize),
-    out: &mut [f32],
-    f: impl Fn(&mut [f32], &[f32]),
-) {
-    for (i, x) in x.chunks_exact(d).enumerate() {
-        let (batch, row, col) = (i / (rows * cols), i / cols % rows, i % cols);
-        f(&mut out[((batch * cols + col) * rows + row) * d..][..d], x);
-    }
 }
 
 /// Self-attention: [`multi_head`] with queries, keys and values all from `x`.
@@ -137,21 +103,5 @@ mod tests {
     #[test]
     fn step_by_step_equals_dfdx() {
         assert!(difference_from_dfdx(3, 7, 0).unwrap() < 1e-5);
-    }
-
-    #[test]
-    fn swapping_axes_equals_dfdx_permute_with_its_gradient() {
-        let dev = Cpu::seed_from_u64(0);
-        let x: Heads = dev.sample_normal_like(&(2, 3, 4, 5));
-        let r: Heads = dev.sample_normal_like(&(2, 4, 3, 5));
-        let ours = swap_middle_axes(x.leaky_trace()).unwrap();
-        let theirs = x
-            .leaky_trace()
-            .permute::<_, Axes4<0, 2, 1, 3>>()
-            .contiguous();
-        assert_eq!(ours.as_vec(), theirs.as_vec());
-        let ours = (ours * r.clone()).sum().backward();
-        let theirs = (theirs * r).sum().backward();
-        assert_eq!(ours.get(&x).as_vec(), theirs.get(&x).as_vec());
     }
 }

@@ -4,8 +4,7 @@
 //! trains it; §4 sets it against layer normalisation.
 
 use super::channels::Channels;
-use super::conv2d::values;
-use super::tape::{output_buffer, param, record};
+use super::op::{output_buffer, param, record, values};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 
@@ -232,10 +231,22 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim> ModuleMut<Batch<B, C, H, W, OwnedTa
     }
 }
 
+/// The readable version of [`BatchNorm2D`]'s training pass (without the running
+/// statistics): dfdx's `normalize` of each channel over the batch and its pixels, then
+/// `scale` and `bias` broadcast per channel. Notebook `04_convnets` §4.
+pub fn batch_norm2d_reference<const C: usize, T: Tape<f32, Cpu>>(
+    layer: &BatchNorm2D<C, f32, Cpu>,
+    x: Tensor<(usize, Const<C>, usize, usize), f32, Cpu, T>,
+) -> Tensor<(usize, Const<C>, usize, usize), f32, Cpu, T> {
+    let shape = *x.shape();
+    x.normalize::<Axes3<0, 2, 3>>(layer.epsilon) * layer.scale.retaped::<T>().broadcast_like(&shape)
+        + layer.bias.retaped::<T>().broadcast_like(&shape)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::check::{assert_close, finite_differences, noise, weighted_sum};
+    use crate::testing::{assert_close, assert_close_f32, finite_differences, noise, weighted_sum};
 
     type Images = Tensor<(usize, Const<3>, usize, usize), f32, Cpu>;
     const SHAPE: (usize, Const<3>, usize, usize) = (4, Const, 5, 6);
@@ -300,6 +311,23 @@ mod tests {
         let x = images(&dev, &batch(3));
         let expected = as_f64(theirs.forward(x.clone()).as_vec());
         assert_close("evaluation", &ours.forward(x).as_vec(), &expected, 1e-5);
+    }
+
+    #[test]
+    fn training_matches_the_reference_in_values_and_gradients() {
+        let dev = Cpu::seed_from_u64(0);
+        let mut bn = dev.build_module::<builder::BatchNorm2D<3>, f32>();
+        (bn.scale, bn.bias) = (dev.tensor([0.5, 2.0, -1.0]), dev.tensor([0.1, 0.0, 3.0]));
+        let (x, r) = (images(&dev, &batch(6)), images(&dev, &noise(LEN, 7)));
+        let theirs = batch_norm2d_reference(&bn, x.leaky_trace());
+        let ours = bn.forward_mut(x.leaky_trace());
+        assert_close_f32("output", &ours.as_vec(), &theirs.as_vec(), 1e-5);
+        let g = (ours * r.clone()).sum().backward();
+        let e = (theirs * r).sum().backward();
+        assert_close_f32("∂/∂x", &g.get(&x).as_vec(), &e.get(&x).as_vec(), 1e-4);
+        for (what, p) in [("∂/∂scale", &bn.scale), ("∂/∂bias", &bn.bias)] {
+            assert_close_f32(what, &g.get(p).as_vec(), &e.get(p).as_vec(), 1e-4);
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! from generic broadcasts and reductions, one pass over memory (and one buffer) per op;
 //! here each forward and backward pass is one or two fused passes.
 
-use super::chunks_per_task;
+use super::op::chunks_per_task;
 use rayon::prelude::*;
 
 /// Independent partial sums per block, so the additions pipeline (and vectorise) instead of

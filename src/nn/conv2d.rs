@@ -3,19 +3,14 @@
 //! all, and the backward pass is two more products plus the adjoint of im2col.
 //! Taught in notebook 04 (convolutional networks).
 
-use super::chunks_per_task;
-use super::direct::Correlation;
+use super::conv::Conv;
 use super::im2col::{Plane, Window};
-use super::matmul::{matmul, Mat};
-use super::tape::{output_buffer, param, record};
+use super::op::{layer_result, output_buffer, param, record, shape_error, too_small, values};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 use rand_distr::Uniform;
-use rayon::prelude::*;
-use std::cell::RefCell;
-use std::ops::Range;
 
 /// Stride, padding, dilation and groups of a convolution, named as in PyTorch's
 /// `nn.Conv2d`. The kernel size comes from the weight's shape.
@@ -76,363 +71,6 @@ impl ConvSpec {
     }
 }
 
-/// The sizes of one convolution: `batch` images, each `groups` groups of
-/// `plane.channels` channels, each group filtered by `out_per_group` kernels. Its three
-/// methods are the forward pass and the two gradients; the transposed convolution is the
-/// same three, used in another order.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Conv {
-    pub batch: usize,
-    pub groups: usize,
-    pub out_per_group: usize,
-    pub plane: Plane,
-}
-
-impl Conv {
-    fn in_len(&self) -> usize {
-        self.groups * self.plane.image_len()
-    }
-
-    fn out_len(&self) -> usize {
-        self.groups * self.out_per_group * self.plane.positions()
-    }
-
-    /// Group `g`'s kernels as an `out_per_group × patch_len` matrix.
-    fn kernels<'a>(&self, w: &'a [f32], g: usize) -> Mat<'a> {
-        let (rows, cols) = (self.out_per_group, self.plane.patch_len());
-        Mat::rows(&w[g * rows * cols..][..rows * cols], rows, cols)
-    }
-
-    /// One product per image on each of rayon's threads when the batch is large enough to
-    /// share out, otherwise each product split across all threads.
-    fn threads_per_product(&self) -> usize {
-        let threads = rayon::current_num_threads();
-        if self.batch >= threads {
-            1
-        } else {
-            threads
-        }
-    }
-
-    /// The direct path's correlations, for the forward pass and the input gradient, where
-    /// it applies: stride 1, no dilation, and a patch small enough that the im2col path's
-    /// matrix products would be too thin to pay for copying every pixel k² times.
-    fn direct(&self) -> Option<(Correlation, Correlation)> {
-        let (p, w) = (self.plane, self.plane.window);
-        let narrow = p.patch_len() <= DIRECT_MAX_PATCH
-            && p.channels.min(self.out_per_group) >= DIRECT_MIN_CHANNELS;
-        if w.stride != 1 || w.dilation != 1 || w.padding >= w.kernel || !narrow {
-            return None;
-        }
-        let forward = Correlation::new(p.channels, p.height, p.width, w.padding, w.kernel)?;
-        let back_pad = w.kernel - 1 - w.padding;
-        let backward = Correlation::new(self.out_per_group, p.out_h, p.out_w, back_pad, w.kernel)?;
-        Some((forward, backward))
-    }
-
-    /// Where weight `(o, c, tap)` of group `g` is, in PyTorch's `out × channels × k × k`
-    /// layout.
-    fn weight_index(&self, g: usize, o: usize, c: usize, tap: usize) -> usize {
-        let taps = self.plane.window.kernel.pow(2);
-        ((g * self.out_per_group + o) * self.plane.channels + c) * taps + tap
-    }
-
-    /// Adds the output, `batch × groups·out_per_group × positions`, to `out`.
-    pub fn forward(&self, x: &[f32], w: &[f32], out: &mut [f32]) {
-        if let Some((direct, _)) = self.direct() {
-            let weight = |g, o, c, t| w[self.weight_index(g, o, c, t)];
-            let outs = self.out_per_group;
-            return self.add_correlations(
-                direct,
-                outs,
-                weight,
-                x,
-                self.in_len(),
-                out,
-                self.out_len(),
-            );
-        }
-        let (positions, threads) = (self.plane.positions(), self.threads_per_product());
-        self.per_image(out, self.out_len(), x, self.in_len(), |out, x| {
-            with_scratch(self.plane.patch_len() * positions, |cols| {
-                let groups = out.chunks_exact_mut(self.out_per_group * positions);
-                for (g, out) in groups.enumerate() {
-                    let patches = self.patches(x, g, cols);
-                    matmul(out, self.kernels(w, g), patches, true, threads);
-                }
-            })
-        });
-    }
-
-    /// Runs `f(dst, src)` on each image's `dst_len` and `src_len` values, images shared out
-    /// among rayon's threads.
-    fn per_image(
-        &self,
-        dst: &mut [f32],
-        dst_len: usize,
-        src: &[f32],
-        src_len: usize,
-        f: impl Fn(&mut [f32], &[f32]) + Sync,
-    ) {
-        dst.par_chunks_mut(dst_len)
-            .zip(src.par_chunks(src_len))
-            .with_min_len(chunks_per_task(self.out_len()))
-            .for_each(|(dst, src)| f(dst, src));
-    }
-
-    /// The direct path's passes: adds to each image's `dst_len` values the correlation, group
-    /// by group, of its `src_len` values with the kernels `weight(group, out, channel, tap)`
-    /// of `outs` outputs.
-    #[allow(clippy::too_many_arguments)]
-    fn add_correlations(
-        &self,
-        direct: Correlation,
-        outs: usize,
-        weight: impl Fn(usize, usize, usize, usize) -> f32,
-        src: &[f32],
-        src_len: usize,
-        dst: &mut [f32],
-        dst_len: usize,
-    ) {
-        let kernels: Vec<Vec<f32>> = (0..self.groups)
-            .map(|g| direct.pack(outs, |o, c, t| weight(g, o, c, t)))
-            .collect();
-        let (src_group, dst_group) = (src_len / self.groups, dst_len / self.groups);
-        self.per_image(dst, dst_len, src, src_len, |dst, src| {
-            with_scratch(direct.padded_len() + direct.wide_len(outs), |buffer| {
-                let (padded, wide) = buffer.split_at_mut(direct.padded_len());
-                let groups = src
-                    .chunks_exact(src_group)
-                    .zip(dst.chunks_exact_mut(dst_group));
-                for ((src, dst), kernels) in groups.zip(&kernels) {
-                    direct.pad(src, padded);
-                    direct.forward(padded, kernels, wide);
-                    direct.add_narrow(wide, outs, dst);
-                }
-            })
-        });
-    }
-
-    /// Σ over images of `f(images, dst, sum)`, each thread summing its share of the batch
-    /// into a buffer of its own, of `len` values; the buffers are added at the end. `dst`
-    /// (empty, or a value buffer per image) is split the same way: `f` gets the images'
-    /// part of it, to write what it computes per image on the way.
-    fn sum_over_images(
-        &self,
-        len: usize,
-        dst: &mut [f32],
-        f: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync,
-    ) -> Vec<f32> {
-        let threads = rayon::current_num_threads().min(self.batch).max(1);
-        let per_thread = self.batch.div_ceil(threads);
-        let per_image = dst.len() / self.batch;
-        let mut shares = Vec::with_capacity(threads);
-        let mut rest = dst;
-        for t in 0..threads {
-            let images = (t * per_thread).min(self.batch)..((t + 1) * per_thread).min(self.batch);
-            let (part, tail) = std::mem::take(&mut rest).split_at_mut(images.len() * per_image);
-            shares.push((images, part));
-            rest = tail;
-        }
-        let partials: Vec<Vec<f32>> = shares
-            .into_par_iter()
-            .map(|(images, dst)| {
-                let mut sum = vec![0.0; len];
-                f(images, dst, &mut sum);
-                sum
-            })
-            .collect();
-        let mut total = vec![0.0; len];
-        for partial in partials {
-            total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
-        }
-        total
-    }
-
-    /// Group `g`'s patches of image `x` (im2col into `cols`): `patch_len × positions`.
-    fn patches<'a>(&self, x: &[f32], g: usize, cols: &'a mut [f32]) -> Mat<'a> {
-        let image = self.plane.image_len();
-        self.plane.im2col(&x[g * image..][..image], cols);
-        Mat::rows(cols, self.plane.patch_len(), self.plane.positions())
-    }
-
-    /// Adds ∂L/∂w = Σ over images of ∂L/∂out · patchesᵀ to `grad_w`. The patches are
-    /// rebuilt from `x` image by image rather than kept from the forward pass: a cache-sized
-    /// buffer per thread instead of one the size of every patch of the batch.
-    pub fn weight_grad(&self, x: &[f32], grad_out: &[f32], grad_w: &mut [f32]) {
-        let positions = self.plane.positions();
-        let image = |b: usize| &x[b * self.in_len()..][..self.in_len()];
-        let grad = |b: usize| &grad_out[b * self.out_len()..][..self.out_len()];
-        if let Some((direct, _)) = self.direct() {
-            let outs = self.out_per_group;
-            let packed = direct.grad_len(outs);
-            let sums = self.sum_over_images(self.groups * packed, &mut [], |images, _, sums| {
-                with_scratch(direct.padded_len() + direct.wide_len(outs), |buffer| {
-                    let (padded, wide) = buffer.split_at_mut(direct.padded_len());
-                    for b in images {
-                        for (g, sums) in sums.chunks_exact_mut(packed).enumerate() {
-                            direct.pad(&image(b)[g * self.plane.image_len()..], padded);
-                            direct.interleave(&grad(b)[g * outs * positions..], outs, wide);
-                            direct.weight_grad(padded, wide, sums);
-                        }
-                    }
-                })
-            });
-            for (g, sums) in sums.chunks_exact(packed).enumerate() {
-                direct.unpack_grad(outs, sums, |o, c, t, v| {
-                    grad_w[self.weight_index(g, o, c, t)] += v;
-                });
-            }
-            return;
-        }
-        self.im2col_weight_grad(x, grad_out, grad_w, None);
-    }
-
-    /// [`Conv::forward`] of `x` into `out` and [`Conv::weight_grad`] of `x` with `grad_out`
-    /// into `grad_w` in one sweep over the images, each image's patches built once for both
-    /// products instead of twice: a transposed convolution's backward pass, where `x` is its
-    /// output gradient. The same products, summed in the same order.
-    pub fn forward_and_weight_grad(
-        &self,
-        x: &[f32],
-        w: &[f32],
-        out: &mut [f32],
-        grad_out: &[f32],
-        grad_w: &mut [f32],
-    ) {
-        if self.direct().is_some() {
-            self.forward(x, w, out);
-            return self.weight_grad(x, grad_out, grad_w);
-        }
-        self.im2col_weight_grad(x, grad_out, grad_w, Some((w, out)));
-    }
-
-    /// The im2col path's weight gradient: adds Σ over images of ∂L/∂out · patchesᵀ to
-    /// `grad_w`. With `forward = Some((w, out))`, each image's patches also give its
-    /// [`Conv::forward`] product into `out`, so they are built once for both.
-    fn im2col_weight_grad(
-        &self,
-        x: &[f32],
-        grad_out: &[f32],
-        grad_w: &mut [f32],
-        forward: Option<(&[f32], &mut [f32])>,
-    ) {
-        let (positions, patch) = (self.plane.positions(), self.plane.patch_len());
-        let image = |b: usize| &x[b * self.in_len()..][..self.in_len()];
-        let grad = |b: usize| &grad_out[b * self.out_len()..][..self.out_len()];
-        let threads = self.threads_per_product();
-        let (w, out) = match forward {
-            Some((w, out)) => (Some(w), out),
-            None => (None, &mut [][..]),
-        };
-        let sum = self.sum_over_images(grad_w.len(), out, |images, out, sum| {
-            with_scratch(patch * positions, |cols| {
-                let first = images.start;
-                for b in images {
-                    for g in 0..self.groups {
-                        let patches = self.patches(image(b), g, cols);
-                        if let Some(w) = w {
-                            let image_out = &mut out[(b - first) * self.out_len()..];
-                            let group_out = &mut image_out[g * self.out_per_group * positions..]
-                                [..self.out_per_group * positions];
-                            matmul(group_out, self.kernels(w, g), patches, true, threads);
-                        }
-                        let grad_out = &grad(b)[g * self.out_per_group * positions..]
-                            [..self.out_per_group * positions];
-                        let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
-                        let sum = &mut sum[g * self.out_per_group * patch..]
-                            [..self.out_per_group * patch];
-                        matmul(sum, grad_out, patches.t(), true, threads);
-                    }
-                }
-            })
-        });
-        grad_w.iter_mut().zip(sum).for_each(|(g, s)| *g += s);
-    }
-
-    /// Adds ∂L/∂x to `grad_x`: each image's patch gradients kernelsᵀ · ∂L/∂out, folded back
-    /// onto the pixels they came from (col2im). On the direct path: the correlation of the
-    /// padded ∂L/∂out with the kernels flipped, input and output channels swapped.
-    pub fn input_grad(&self, w: &[f32], grad_out: &[f32], grad_x: &mut [f32]) {
-        let (positions, patch) = (self.plane.positions(), self.plane.patch_len());
-        if let Some((_, direct)) = self.direct() {
-            let last = self.plane.window.kernel.pow(2) - 1;
-            let weight = |g, c, o, t| w[self.weight_index(g, o, c, last - t)];
-            let (grads, outs) = (self.out_len(), self.plane.channels);
-            return self.add_correlations(
-                direct,
-                outs,
-                weight,
-                grad_out,
-                grads,
-                grad_x,
-                self.in_len(),
-            );
-        }
-        self.per_image(
-            grad_x,
-            self.in_len(),
-            grad_out,
-            self.out_len(),
-            |grad_x, grad_out| {
-                with_scratch(patch * positions, |cols| {
-                    let groups = grad_x
-                        .chunks_exact_mut(self.plane.image_len())
-                        .zip(grad_out.chunks_exact(self.out_per_group * positions));
-                    for (g, (grad_x, grad_out)) in groups.enumerate() {
-                        let grad_out = Mat::rows(grad_out, self.out_per_group, positions);
-                        let kernels = self.kernels(w, g).t();
-                        matmul(cols, kernels, grad_out, false, self.threads_per_product());
-                        self.plane.col2im(cols, grad_x);
-                    }
-                })
-            },
-        );
-    }
-}
-
-/// The largest patch (channels per group × k²) a convolution takes the direct path for:
-/// past it, the im2col path's products are deep enough for gemm to do better. Measured on
-/// the course's layers (benches/course.rs): 8 or 16 channels, 3×3, are faster direct; LeNet's
-/// 16 channels, 5×5, and 64 channels, 3×3, through im2col.
-const DIRECT_MAX_PATCH: usize = 32 * 9;
-
-/// The fewest input and output channels (per group) for the direct path: with fewer, most of
-/// a block of 8 accumulators would idle (a first layer's one input channel is its input
-/// gradient's one output).
-const DIRECT_MIN_CHANNELS: usize = 4;
-
-/// Runs `f` on this thread's scratch buffer of `len` floats, kept between calls so that a
-/// training loop does not allocate (and the kernel zero) patch matrices at every step. A
-/// nested call on the same thread (rayon can run another image's work while a product
-/// waits) gets a buffer of its own.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    thread_local!(static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) });
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut buffer) => {
-            if buffer.len() < len {
-                buffer.resize(len, 0.0);
-            }
-            f(&mut buffer[..len])
-        }
-        Err(_) => f(&mut vec![0.0; len]),
-    })
-}
-
-/// A contiguous tensor's values, in order, in a buffer from dfdx's tensor cache that goes
-/// back to it when dropped. With fresh memory for each, the allocator gave big buffers back
-/// to the system and faulted them in again at every training step (the ResNet's step had
-/// 2,000 page faults more). As with `vec!`, running out of memory stops the program.
-pub(crate) fn values<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> <Cpu as Storage<f32>>::Vec {
-    let len = t.shape().num_elements();
-    let mut out = t
-        .device()
-        .try_alloc_len(len)
-        .unwrap_or_else(|_| panic!("out of memory for a buffer of {len} values"));
-    t.copy_into(&mut out);
-    out
-}
-
 /// 2-D convolution of images `x` (batch × channels × height × width) with kernels `w`
 /// (out channels × channels per group × k × k, PyTorch's layout), recorded on the tape.
 /// The output is batch × out channels × ⌊(h + 2p − d(k−1) − 1)/s⌋ + 1 × (the same for w).
@@ -489,22 +127,55 @@ where
     Ok(out)
 }
 
-pub(crate) fn shape_error(what: &'static str, expected: impl ToString, got: String) -> Error {
-    Error::ShapeMismatch {
-        what,
-        expected: expected.to_string(),
-        got,
-    }
+/// The readable version of [`conv2d`]: its definition as plain loops, each output
+/// `out[n, o, y, x] = Σ w[o, i, ky, kx] · x[n, g·I + i, y·s + ky·d − p, x·s + kx·d − p]`
+/// over the `I` channels of output `o`'s group `g` and the taps, pixels outside the image
+/// counting as zero. Notebook `04_convnets` §1 teaches the arithmetic.
+pub fn conv2d_reference(
+    x: &Images<usize, usize, NoneTape>,
+    w: &Kernels,
+    spec: ConvSpec,
+) -> Images<usize, usize, NoneTape> {
+    let ((b, c, h, wd), (o, per_group, k, _)) = (*x.shape(), *w.shape());
+    let ConvSpec {
+        stride,
+        padding,
+        dilation,
+        groups,
+    } = spec;
+    let size = |n: usize| (n + 2 * padding - dilation * (k - 1) - 1) / stride + 1;
+    let (oh, ow) = (size(h), size(wd));
+    let (xs, ws) = (x.as_vec(), w.as_vec());
+    // The pixel of image n, channel ch at padded coordinates (y, x), or 0 in the padding.
+    let pixel = |n: usize, ch: usize, y: usize, x: usize| match (
+        y.checked_sub(padding),
+        x.checked_sub(padding),
+    ) {
+        (Some(y), Some(x)) if y < h && x < wd => xs[((n * c + ch) * h + y) * wd + x] as f64,
+        _ => 0.0,
+    };
+    let out = (0..b * o * oh * ow).map(|i| {
+        let (n, oc, y, xx) = (i / (o * oh * ow), i / (oh * ow) % o, i / ow % oh, i % ow);
+        let first = oc / (o / groups) * per_group;
+        let taps = (0..per_group * k * k).map(|t| {
+            let (ic, ky, kx) = (t / (k * k), t / k % k, t % k);
+            let weight = ws[oc * per_group * k * k + t] as f64;
+            weight
+                * pixel(
+                    n,
+                    first + ic,
+                    y * stride + ky * dilation,
+                    xx * stride + kx * dilation,
+                )
+        });
+        taps.sum::<f64>() as f32
+    });
+    x.device().tensor_from_vec(out.collect(), (b, o, oh, ow))
 }
 
-pub(crate) fn too_small(height: usize, width: usize, w: &Window) -> Error {
-    let span = w.dilation * (w.kernel - 1) + 1;
-    shape_error(
-        "the image",
-        format!("at least {span}×{span} with padding {}", w.padding),
-        format!("{height}×{width}"),
-    )
-}
+/// Kernels (out channels, channels per group, k, k), or images, with every size known
+/// at run time.
+pub type Kernels = Tensor<(usize, usize, usize, usize), f32, Cpu>;
 
 pub mod builder {
     /// Builds a [`super::Conv2D`]; see there for the parameters.
@@ -643,20 +314,11 @@ impl<
     }
 }
 
-/// A layer's result as dfdx's `Module` must return it: device errors pass through, and
-/// a shape that does not fit the layer stops with the reason, as dfdx's own layers do.
-pub(crate) fn layer_result<X>(layer: &str, result: Result<X, Error>) -> Result<X, CpuError> {
-    match result {
-        Ok(x) => Ok(x),
-        Err(Error::Device(e)) => Err(e),
-        Err(e) => panic!("{layer}: {e}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::check::{assert_close, finite_differences, noise, weighted_sum};
+    use crate::nn::conv::DIRECT_MAX_PATCH;
+    use crate::testing::{assert_close, assert_close_f32, finite_differences, noise, weighted_sum};
 
     /// (batch, channels, height, width, out channels, kernel, spec)
     type Case = (usize, usize, usize, usize, usize, usize, ConvSpec);
@@ -682,124 +344,104 @@ mod tests {
         ]
     }
 
-    /// The definition, summed term by term in f64: out[n, o, y, x] = Σ w[o, i, ky, kx] ·
-    /// image[n, group(o)·I + i, y·s + ky·d − p, x·s + kx·d − p].
-    fn naive(case: &Case, x: &[f32], w: &[f32]) -> Vec<f64> {
-        let &(b, c, h, wd, o, k, spec) = case;
-        let i_per = c / spec.groups;
-        let o_per = o / spec.groups;
-        let out_len =
-            |n: usize| (n + 2 * spec.padding - spec.dilation * (k - 1) - 1) / spec.stride + 1;
-        let (oh, ow) = (out_len(h), out_len(wd));
-        let mut out = vec![0.0; b * o * oh * ow];
-        for n in 0..b {
-            for oc in 0..o {
-                for y in 0..oh {
-                    for xx in 0..ow {
-                        let mut sum = 0.0f64;
-                        for i in 0..i_per {
-                            let ic = oc / o_per * i_per + i;
-                            for ky in 0..k {
-                                for kx in 0..k {
-                                    let iy = (y * spec.stride + ky * spec.dilation) as isize
-                                        - spec.padding as isize;
-                                    let ix = (xx * spec.stride + kx * spec.dilation) as isize
-                                        - spec.padding as isize;
-                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
-                                        continue;
-                                    }
-                                    let pixel =
-                                        x[((n * c + ic) * h + iy as usize) * wd + ix as usize];
-                                    sum += pixel as f64
-                                        * w[((oc * i_per + i) * k + ky) * k + kx] as f64;
-                                }
-                            }
-                        }
-                        out[((n * o + oc) * oh + y) * ow + xx] = sum;
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn forward(case: &Case, x: &[f32], w: &[f32]) -> Vec<f32> {
+    fn reference(case: &Case, x: &[f32], w: &[f32]) -> Vec<f32> {
         let &(b, c, h, wd, o, k, spec) = case;
         let dev = Cpu::default();
         let x = dev.tensor_from_vec(x.to_vec(), (b, c, h, wd));
         let w = dev.tensor_from_vec(w.to_vec(), (o, c / spec.groups, k, k));
-        conv2d(x, w, spec).unwrap().as_vec()
+        conv2d_reference(&x, &w, spec).as_vec()
     }
 
+    /// On the direct path and on im2col's: the values are the reference's, and the
+    /// gradients the reference's by central differences (exact, up to rounding, since a
+    /// convolution is linear in its image and in its kernels).
     #[test]
-    fn forward_matches_the_definition() {
-        for (n, case) in cases().iter().enumerate() {
-            let &(b, c, h, wd, o, k, spec) = case;
-            let x = noise(b * c * h * wd, n as u64);
-            let w = noise(o * c / spec.groups * k * k, 100 + n as u64);
-            assert_close(
-                &format!("case {n}"),
-                &forward(case, &x, &w),
-                &naive(case, &x, &w),
-                1e-5,
-            );
-        }
-    }
-
-    #[test]
-    fn gradients_match_finite_differences() {
+    fn matches_the_reference_in_values_and_gradients() {
         let dev = Cpu::default();
         for (n, case) in cases().iter().enumerate() {
             let &(b, c, h, wd, o, k, spec) = case;
+            let what = format!("case {n}");
             let x = noise(b * c * h * wd, n as u64);
             let w = noise(o * c / spec.groups * k * k, 100 + n as u64);
-            let r = noise(forward(case, &x, &w).len(), 200 + n as u64);
             let xt = dev.tensor_from_vec(x.clone(), (b, c, h, wd));
             let wt = dev.tensor_from_vec(w.clone(), (o, c / spec.groups, k, k));
-            let out = conv2d(xt.clone().leaky_trace(), wt.clone().leaky_trace(), spec).unwrap();
+            let out = conv2d(xt.leaky_trace(), wt.leaky_trace(), spec).unwrap();
+            assert_close_f32(&what, &out.as_vec(), &reference(case, &x, &w), 1e-5);
+            let r = noise(out.shape().num_elements(), 200 + n as u64);
             let rt = dev.tensor_from_vec(r.clone(), *out.shape());
             let grads = (out * rt).sum().backward();
-            let loss_x = |x: &[f32]| weighted_sum(&forward(case, x, &w), &r);
-            let loss_w = |w: &[f32]| weighted_sum(&forward(case, &x, w), &r);
-            let what = format!("case {n}");
-            assert_close(
-                &what,
-                &grads.get(&xt).as_vec(),
-                &finite_differences(&x, 0.5, loss_x),
-                1e-4,
-            );
-            assert_close(
-                &what,
-                &grads.get(&wt).as_vec(),
-                &finite_differences(&w, 0.5, loss_w),
-                1e-4,
-            );
+            let loss_x = |x: &[f32]| weighted_sum(&reference(case, x, &w), &r);
+            let loss_w = |w: &[f32]| weighted_sum(&reference(case, &x, w), &r);
+            let expected_x = finite_differences(&x, 0.5, loss_x);
+            assert_close(&what, &grads.get(&xt).as_vec(), &expected_x, 1e-4);
+            let expected_w = finite_differences(&w, 0.5, loss_w);
+            assert_close(&what, &grads.get(&wt).as_vec(), &expected_w, 1e-4);
         }
     }
 
+    /// `x = arange(…)/10` with PyTorch's shape, in row-major order.
+    fn arange(dev: &Cpu, shape: (usize, usize, usize, usize)) -> Kernels {
+        let n = shape.0 * shape.1 * shape.2 * shape.3;
+        dev.tensor_from_vec((0..n).map(|i| i as f32 / 10.0).collect(), shape)
+    }
+
+    /// PyTorch's `F.conv2d` on two cases, its output and the gradients of the image and
+    /// the kernels under the loss Σ out · arange/10. Produced by (torch 2.15.0, float64):
+    ///
+    /// ```python
+    /// import torch
+    /// import torch.nn.functional as F
+    ///
+    /// def arange(*shape):
+    ///     n = torch.tensor(shape).prod().item()
+    ///     return (torch.arange(n, dtype=torch.float64) / 10).reshape(shape).requires_grad_()
+    ///
+    /// def show(name, t):
+    ///     print(f"{name}: {[round(v, 4) for v in t.detach().flatten().tolist()]}")
+    ///
+    /// def run(name, f, *inputs):
+    ///     out = f(*inputs)
+    ///     (out * arange(*out.shape).detach()).sum().backward()
+    ///     show(name + " out", out)
+    ///     for i, x in enumerate(inputs):
+    ///         show(f"{name} grad{i}", x.grad)
+    ///
+    /// run("groups", lambda x, w: F.conv2d(x, w, padding=1, groups=2), arange(1, 2, 4, 4), arange(2, 1, 3, 3))
+    /// run("strided", lambda x, w: F.conv2d(x, w, stride=2, padding=1, dilation=2), arange(1, 1, 5, 5), arange(2, 1, 2, 2))
+    /// ```
     #[test]
-    fn the_fused_sweep_is_its_two_passes_to_the_bit() {
-        // Stride 2 (the im2col path), two groups, a batch the threads do not divide.
-        let spec = ConvSpec::default().stride(2).padding(1).groups(2);
-        let (batch, channels, outs, k) = (5, 4, 6, 3);
-        let plane = Plane::new(channels / 2, 7, 6, spec.window(k).unwrap()).unwrap();
-        let conv = Conv {
-            batch,
-            groups: 2,
-            out_per_group: outs / 2,
-            plane,
-        };
-        let x = noise(batch * conv.in_len(), 1);
-        let w = noise(outs * plane.patch_len(), 2);
-        let g = noise(batch * conv.out_len(), 3);
-        let (mut out, mut gw) = (vec![0.0; g.len()], vec![0.0; w.len()]);
-        conv.forward(&x, &w, &mut out);
-        conv.weight_grad(&x, &g, &mut gw);
-        let (mut fused_out, mut fused_gw) = (vec![0.0; g.len()], vec![0.0; w.len()]);
-        conv.forward_and_weight_grad(&x, &w, &mut fused_out, &g, &mut fused_gw);
-        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&fused_out), bits(&out));
-        assert_eq!(bits(&fused_gw), bits(&gw));
+    fn matches_pytorch() {
+        #[rustfmt::skip]
+        let cases = [
+            ((1, 2, 4, 4), (2, 1, 3, 3), ConvSpec::default().padding(1).groups(2),
+             vec![0.73, 1.21, 1.54, 1.03, 1.71, 2.58, 2.94, 1.86, 2.79, 4.02, 4.38, 2.7, 1.39, 1.87, 2.02, 1.13, 11.23, 16.75, 17.62, 11.61, 17.1, 25.35, 26.52, 17.37, 20.34, 30.03, 31.2, 20.37, 12.85, 18.85, 19.54, 12.67],
+             vec![0.07, 0.23, 0.38, 0.41, 0.45, 1.02, 1.38, 1.26, 1.29, 2.46, 2.82, 2.34, 1.97, 3.41, 3.74, 2.87, 8.01, 12.89, 13.58, 9.71, 14.88, 23.79, 24.96, 17.73, 17.88, 28.47, 29.64, 20.97, 14.71, 23.27, 24.14, 16.97],
+             vec![5.52, 7.7, 5.88, 9.2, 12.4, 9.2, 5.88, 7.7, 5.52, 50.16, 67.22, 50.52, 68.72, 91.76, 68.72, 50.52, 67.22, 50.16]),
+            ((1, 1, 5, 5), (2, 1, 2, 2), ConvSpec::default().stride(2).padding(1).dilation(2),
+             vec![0.18, 0.36, 0.16, 0.54, 0.94, 0.36, 0.16, 0.18, 0.0, 0.42, 0.92, 0.48, 1.42, 2.86, 1.4, 0.8, 1.54, 0.72],
+             vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.4, 0.0, 2.68, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.24, 0.0, 3.52, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+             vec![3.2, 2.72, 1.76, 1.28, 7.52, 7.04, 6.08, 5.6]),
+        ];
+        let dev = Cpu::default();
+        for (n, (x_shape, w_shape, spec, out, grad_x, grad_w)) in cases.into_iter().enumerate() {
+            let (x, w) = (arange(&dev, x_shape), arange(&dev, w_shape));
+            let y = conv2d(x.leaky_trace(), w.leaky_trace(), spec).unwrap();
+            assert_close_f32(&format!("case {n}: out"), &y.as_vec(), &out, 1e-5);
+            let r = arange(&dev, *y.shape());
+            let grads = (y * r).sum().backward();
+            assert_close_f32(
+                &format!("case {n}: ∂/∂x"),
+                &grads.get(&x).as_vec(),
+                &grad_x,
+                1e-5,
+            );
+            assert_close_f32(
+                &format!("case {n}: ∂/∂w"),
+                &grads.get(&w).as_vec(),
+                &grad_w,
+                1e-5,
+            );
+        }
     }
 
     #[test]

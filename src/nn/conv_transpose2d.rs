@@ -4,9 +4,10 @@
 //! as [`conv2d`](super::conv2d), in another order: its forward is a convolution's input
 //! gradient, its input gradient a convolution's forward.
 
-use super::conv2d::{layer_result, shape_error, values, Conv, ConvSpec};
+use super::conv::Conv;
+use super::conv2d::{ConvSpec, Kernels};
 use super::im2col::Plane;
-use super::tape::{output_buffer, param, record};
+use super::op::{layer_result, output_buffer, param, record, shape_error, values};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
@@ -82,6 +83,46 @@ where
         move |g, gx, [gw]| conv.forward_and_weight_grad(g, &w_values, gx, &x_values, gw),
     )?;
     Ok(out)
+}
+
+/// The readable version of [`conv_transpose2d`]: its definition as plain loops, every
+/// input pixel adding its value times its kernel to the output patch it spreads over,
+/// `out[n, g·O + o, y·s + ky·d − p, x·s + kx·d − p] += x[n, c, y, x] · w[c, o, ky, kx]` for
+/// channel `c` of group `g`. Notebook `04_convnets` §5 (the U-Net's decoder).
+pub fn conv_transpose2d_reference(
+    x: &Images<usize, usize, NoneTape>,
+    w: &Kernels,
+    spec: ConvSpec,
+) -> Images<usize, usize, NoneTape> {
+    let ((b, c, h, wd), (_, o_per, k, _)) = (*x.shape(), *w.shape());
+    let ConvSpec {
+        stride,
+        padding,
+        dilation,
+        groups,
+    } = spec;
+    let size = |n: usize| (n - 1) * stride + dilation * (k - 1) + 1 - 2 * padding;
+    let (oh, ow, o) = (size(h), size(wd), groups * o_per);
+    let (xs, ws) = (x.as_vec(), w.as_vec());
+    let mut out = vec![0.0f64; b * o * oh * ow];
+    for (i, &pixel) in xs.iter().enumerate() {
+        let (n, ic, y, xx) = (i / (c * h * wd), i / (h * wd) % c, i / wd % h, i % wd);
+        let kernels = &ws[ic * o_per * k * k..][..o_per * k * k];
+        for (t, &weight) in kernels.iter().enumerate() {
+            let (oc, ky, kx) = (ic / (c / groups) * o_per + t / (k * k), t / k % k, t % k);
+            let oy = (y * stride + ky * dilation)
+                .checked_sub(padding)
+                .filter(|&v| v < oh);
+            let ox = (xx * stride + kx * dilation)
+                .checked_sub(padding)
+                .filter(|&v| v < ow);
+            if let (Some(oy), Some(ox)) = (oy, ox) {
+                out[((n * o + oc) * oh + oy) * ow + ox] += pixel as f64 * weight as f64;
+            }
+        }
+    }
+    let out = out.into_iter().map(|v| v as f32).collect();
+    x.device().tensor_from_vec(out, (b, o, oh, ow))
 }
 
 pub mod builder {
@@ -213,8 +254,8 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::check::{assert_close, finite_differences, noise, weighted_sum};
     use crate::nn::conv2d;
+    use crate::testing::{assert_close, assert_close_f32, finite_differences, noise, weighted_sum};
 
     /// (batch, in channels, h, w, out channels per group, kernel, spec)
     type Case = (usize, usize, usize, usize, usize, usize, ConvSpec);
@@ -238,51 +279,12 @@ mod tests {
         ]
     }
 
-    /// The definition: every input pixel adds its value times the kernel to the output
-    /// patch it spreads over.
-    fn naive(case: &Case, x: &[f32], w: &[f32]) -> Vec<f64> {
-        let &(b, c, h, wd, o_per, k, spec) = case;
-        let (g, i_per) = (spec.groups, c / spec.groups);
-        let grown =
-            |n: usize| (n - 1) * spec.stride + spec.dilation * (k - 1) + 1 - 2 * spec.padding;
-        let (oh, ow) = (grown(h), grown(wd));
-        let o = g * o_per;
-        let mut out = vec![0.0; b * o * oh * ow];
-        for n in 0..b {
-            for ic in 0..c {
-                for y in 0..h {
-                    for xx in 0..wd {
-                        let pixel = x[((n * c + ic) * h + y) * wd + xx] as f64;
-                        for oc in 0..o_per {
-                            for ky in 0..k {
-                                for kx in 0..k {
-                                    let oy = (y * spec.stride + ky * spec.dilation) as isize
-                                        - spec.padding as isize;
-                                    let ox = (xx * spec.stride + kx * spec.dilation) as isize
-                                        - spec.padding as isize;
-                                    if oy < 0 || ox < 0 || oy >= oh as isize || ox >= ow as isize {
-                                        continue;
-                                    }
-                                    let channel = ic / i_per * o_per + oc;
-                                    let kernel = w[((ic * o_per + oc) * k + ky) * k + kx] as f64;
-                                    out[((n * o + channel) * oh + oy as usize) * ow
-                                        + ox as usize] += pixel * kernel;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn forward(case: &Case, x: &[f32], w: &[f32]) -> Vec<f32> {
+    fn reference(case: &Case, x: &[f32], w: &[f32]) -> Vec<f32> {
         let &(b, c, h, wd, o_per, k, spec) = case;
         let dev = Cpu::default();
         let x = dev.tensor_from_vec(x.to_vec(), (b, c, h, wd));
         let w = dev.tensor_from_vec(w.to_vec(), (c, o_per, k, k));
-        conv_transpose2d(x, w, spec).unwrap().as_vec()
+        conv_transpose2d_reference(&x, &w, spec).as_vec()
     }
 
     fn inputs(n: usize, case: &Case) -> (Vec<f32>, Vec<f32>) {
@@ -293,46 +295,74 @@ mod tests {
         )
     }
 
+    /// The values are the reference's, and the gradients the reference's by central
+    /// differences (exact, up to rounding: the op is linear in its image and its kernels).
     #[test]
-    fn forward_matches_the_definition() {
-        for (n, case) in cases().iter().enumerate() {
-            let (x, w) = inputs(n, case);
-            assert_close(
-                &format!("case {n}"),
-                &forward(case, &x, &w),
-                &naive(case, &x, &w),
-                1e-5,
-            );
-        }
-    }
-
-    #[test]
-    fn gradients_match_finite_differences() {
+    fn matches_the_reference_in_values_and_gradients() {
         let dev = Cpu::default();
         for (n, case) in cases().iter().enumerate() {
             let &(b, c, h, wd, o_per, k, spec) = case;
+            let what = format!("case {n}");
             let (x, w) = inputs(n, case);
-            let r = noise(forward(case, &x, &w).len(), 90 + n as u64);
             let xt = dev.tensor_from_vec(x.clone(), (b, c, h, wd));
             let wt = dev.tensor_from_vec(w.clone(), (c, o_per, k, k));
-            let out =
-                conv_transpose2d(xt.clone().leaky_trace(), wt.clone().leaky_trace(), spec).unwrap();
+            let out = conv_transpose2d(xt.leaky_trace(), wt.leaky_trace(), spec).unwrap();
+            assert_close_f32(&what, &out.as_vec(), &reference(case, &x, &w), 1e-5);
+            let r = noise(out.shape().num_elements(), 90 + n as u64);
             let rt = dev.tensor_from_vec(r.clone(), *out.shape());
             let grads = (out * rt).sum().backward();
-            let loss_x = |x: &[f32]| weighted_sum(&forward(case, x, &w), &r);
-            let loss_w = |w: &[f32]| weighted_sum(&forward(case, &x, w), &r);
-            let what = format!("case {n}");
-            assert_close(
-                &what,
-                &grads.get(&xt).as_vec(),
-                &finite_differences(&x, 0.5, loss_x),
-                1e-4,
+            let loss_x = |x: &[f32]| weighted_sum(&reference(case, x, &w), &r);
+            let loss_w = |w: &[f32]| weighted_sum(&reference(case, &x, w), &r);
+            let expected_x = finite_differences(&x, 0.5, loss_x);
+            assert_close(&what, &grads.get(&xt).as_vec(), &expected_x, 1e-4);
+            let expected_w = finite_differences(&w, 0.5, loss_w);
+            assert_close(&what, &grads.get(&wt).as_vec(), &expected_w, 1e-4);
+        }
+    }
+
+    /// PyTorch's `F.conv_transpose2d` on two cases, its output and the gradients of the
+    /// image and the kernels under the loss Σ out · arange/10. Produced by the script of
+    /// `conv2d`'s `matches_pytorch` (torch 2.15.0) with:
+    ///
+    /// ```python
+    /// run("strided", lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1), arange(1, 2, 3, 3), arange(2, 1, 3, 3))
+    /// run("groups", lambda x, w: F.conv_transpose2d(x, w, dilation=2, groups=2), arange(1, 2, 2, 2), arange(2, 1, 2, 2))
+    /// ```
+    #[test]
+    fn matches_pytorch() {
+        #[rustfmt::skip]
+        let cases = [
+            ((1, 2, 3, 3), (2, 1, 3, 3), ConvSpec::default().stride(2).padding(1),
+             vec![1.17, 2.49, 1.34, 2.83, 1.51, 2.67, 5.64, 3.01, 6.32, 3.35, 1.68, 3.51, 1.85, 3.85, 2.02, 3.69, 7.68, 4.03, 8.36, 4.37, 2.19, 4.53, 2.36, 4.87, 2.53],
+             vec![0.88, 1.75, 1.36, 3.45, 5.28, 3.45, 2.32, 3.19, 1.84, 1.96, 4.18, 3.52, 9.12, 15.0, 10.74, 8.8, 13.72, 9.4],
+             vec![3.2, 4.49, 2.72, 4.47, 6.24, 3.75, 1.76, 2.33, 1.28, 7.52, 10.97, 7.04, 10.95, 15.96, 10.23, 6.08, 8.81, 5.6]),
+            ((1, 2, 2, 2), (2, 1, 2, 2), ConvSpec::default().dilation(2).groups(2),
+             vec![0.0, 0.0, 0.0, 0.01, 0.0, 0.0, 0.02, 0.03, 0.0, 0.02, 0.0, 0.03, 0.04, 0.06, 0.06, 0.09, 0.16, 0.2, 0.2, 0.25, 0.24, 0.28, 0.3, 0.35, 0.24, 0.3, 0.28, 0.35, 0.36, 0.42, 0.42, 0.49],
+             vec![0.48, 0.54, 0.72, 0.78, 4.8, 5.02, 5.68, 5.9],
+             vec![0.24, 0.36, 0.72, 0.84, 4.16, 4.6, 5.92, 6.36]),
+        ];
+        let dev = Cpu::default();
+        let arange = |shape: (usize, usize, usize, usize)| -> Kernels {
+            let n = shape.0 * shape.1 * shape.2 * shape.3;
+            dev.tensor_from_vec((0..n).map(|i| i as f32 / 10.0).collect(), shape)
+        };
+        for (n, (x_shape, w_shape, spec, out, grad_x, grad_w)) in cases.into_iter().enumerate() {
+            let (x, w) = (arange(x_shape), arange(w_shape));
+            let y = conv_transpose2d(x.leaky_trace(), w.leaky_trace(), spec).unwrap();
+            assert_close_f32(&format!("case {n}: out"), &y.as_vec(), &out, 1e-5);
+            let r = arange(*y.shape());
+            let grads = (y * r).sum().backward();
+            assert_close_f32(
+                &format!("case {n}: ∂/∂x"),
+                &grads.get(&x).as_vec(),
+                &grad_x,
+                1e-5,
             );
-            assert_close(
-                &what,
-                &grads.get(&wt).as_vec(),
-                &finite_differences(&w, 0.5, loss_w),
-                1e-4,
+            assert_close_f32(
+                &format!("case {n}: ∂/∂w"),
+                &grads.get(&w).as_vec(),
+                &grad_w,
+                1e-5,
             );
         }
     }

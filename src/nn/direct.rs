@@ -8,6 +8,10 @@
 //! The input gradient is the same correlation, of the zero-padded output gradient with
 //! the kernels flipped and their channel axes swapped; the weight gradient is a dot
 //! product of the output gradient with each shifted input.
+//!
+//! The vector loops themselves, and every `unsafe` they need, are in [`super::simd`].
+
+use super::simd::{run_forward, run_weight_grad, Simd, Sizes, BLOCK};
 
 /// A *valid* 2-D correlation (stride 1, no dilation) of `channels` planes of
 /// `height × width`, zero-padded by `pad` on each side, with `kernel × kernel` taps.
@@ -24,9 +28,6 @@ pub(crate) struct Correlation {
     kernel: usize,
     simd: Simd,
 }
-
-/// Output channels computed together, each in its own vector accumulators.
-const BLOCK: usize = 8;
 
 impl Correlation {
     /// `None` where this machine has no vector unit the kernels are compiled for.
@@ -213,272 +214,21 @@ impl Correlation {
     }
 }
 
-/// What the vector loops need, computed once per call.
-struct Sizes {
-    channels: usize,
-    plane: usize,
-    wide: usize,
-    taps: Vec<usize>,
-}
-
-/// One block of `BLOCK` output channels at `V::LANES` consecutive wide positions: Σ over
-/// channels and taps of the shifted input vector times each output's weight.
-#[inline(always)]
-fn forward<V: Lanes>(s: &Sizes, padded: &[f32], packed: &[f32], wide: &mut [f32]) {
-    let per_block = s.channels * s.taps.len() * BLOCK;
-    for (weights, wide) in packed
-        .chunks_exact(per_block)
-        .zip(wide.chunks_exact_mut(BLOCK * s.wide))
-    {
-        for at in (0..s.wide).step_by(V::LANES) {
-            let mut acc = [V::zero(); BLOCK];
-            let mut weights = weights.chunks_exact(BLOCK);
-            for channel in 0..s.channels {
-                let input = &padded[channel * s.plane + at..];
-                for &tap in &s.taps {
-                    let x = V::load(&input[tap..]);
-                    for (acc, &w) in acc.iter_mut().zip(weights.next().unwrap()) {
-                        *acc = x.mul_add(V::splat(w), *acc);
-                    }
-                }
-            }
-            for (out, acc) in wide.chunks_exact_mut(s.wide).zip(acc) {
-                acc.store(&mut out[at..]);
-            }
-        }
-    }
-}
-
-/// For each channel, tap and block of outputs: Σ over wide positions of the output
-/// gradient times the shifted input, added lane by lane to `sums` (`V::LANES` lanes per
-/// weight, summed across only once, in [`Correlation::unpack_grad`]).
-#[inline(always)]
-fn weight_grad<V: Lanes>(s: &Sizes, padded: &[f32], grads: &[f32], sums: &mut [f32]) {
-    let per_block = s.channels * s.taps.len() * BLOCK * V::LANES;
-    for (grads, sums) in grads
-        .chunks_exact(BLOCK * s.wide)
-        .zip(sums.chunks_exact_mut(per_block))
-    {
-        let mut sums = sums.chunks_exact_mut(BLOCK * V::LANES);
-        for channel in 0..s.channels {
-            let input = &padded[channel * s.plane..];
-            for &tap in &s.taps {
-                let mut acc = [V::zero(); BLOCK];
-                let positions = input[tap..tap + s.wide].chunks_exact(V::LANES);
-                for (x, g) in positions.zip(grads.chunks_exact(BLOCK * V::LANES)) {
-                    let x = V::load(x);
-                    for (acc, g) in acc.iter_mut().zip(g.chunks_exact(V::LANES)) {
-                        *acc = x.mul_add(V::load(g), *acc);
-                    }
-                }
-                let sums = sums.next().unwrap().chunks_exact_mut(V::LANES);
-                for (sum, acc) in sums.zip(acc) {
-                    V::load(sum).add(acc).store(sum);
-                }
-            }
-        }
-    }
-}
-
-/// A vector register of `LANES` floats and the operations the loops above need, as the
-/// unit's own instructions. Written out rather than left to the compiler's vectorizer,
-/// which turned the weight gradient's loop into gathers, 4× slower.
-trait Lanes: Copy {
-    const LANES: usize;
-    fn zero() -> Self;
-    fn splat(x: f32) -> Self;
-    /// The first `LANES` values of `x`.
-    fn load(x: &[f32]) -> Self;
-    /// Writes the lanes to the first `LANES` values of `out`.
-    fn store(self, out: &mut [f32]);
-    /// `self · b + c`, rounded once.
-    fn mul_add(self, b: Self, c: Self) -> Self;
-    fn add(self, b: Self) -> Self;
-}
-
-/// The unit's intrinsics, each needing its target feature: they run only inside the
-/// `#[target_feature]` functions `compiled_for_each_unit!` makes, after `Simd::detect`
-/// found the unit, and the loads and stores check their slices' lengths first.
-macro_rules! intrinsic_lanes {
-    ($ty:ty, $lanes:literal, $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident, $add:ident) => {
-        #[cfg(target_arch = "x86_64")]
-        impl Lanes for $ty {
-            const LANES: usize = $lanes;
-            #[inline(always)]
-            fn zero() -> Self {
-                // SAFETY: see the macro.
-                unsafe { std::arch::x86_64::$zero() }
-            }
-            #[inline(always)]
-            fn splat(x: f32) -> Self {
-                // SAFETY: see the macro.
-                unsafe { std::arch::x86_64::$splat(x) }
-            }
-            #[inline(always)]
-            fn load(x: &[f32]) -> Self {
-                // SAFETY: see the macro; `LANES` values are there to read.
-                unsafe { std::arch::x86_64::$load(x[..$lanes].as_ptr()) }
-            }
-            #[inline(always)]
-            fn store(self, out: &mut [f32]) {
-                // SAFETY: see the macro; `LANES` values are there to write.
-                unsafe { std::arch::x86_64::$store(out[..$lanes].as_mut_ptr(), self) }
-            }
-            #[inline(always)]
-            fn mul_add(self, b: Self, c: Self) -> Self {
-                // SAFETY: see the macro.
-                unsafe { std::arch::x86_64::$fma(self, b, c) }
-            }
-            #[inline(always)]
-            fn add(self, b: Self) -> Self {
-                // SAFETY: see the macro.
-                unsafe { std::arch::x86_64::$add(self, b) }
-            }
-        }
-    };
-}
-
-#[rustfmt::skip]
-intrinsic_lanes!(std::arch::x86_64::__m512, 16, _mm512_setzero_ps, _mm512_set1_ps,
-    _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps);
-#[rustfmt::skip]
-intrinsic_lanes!(std::arch::x86_64::__m256, 8, _mm256_setzero_ps, _mm256_set1_ps,
-    _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps);
-
-/// Two NEON registers, left to the compiler: every aarch64 CPU has them and fused
-/// multiply-add.
-#[cfg(target_arch = "aarch64")]
-impl Lanes for [f32; 8] {
-    const LANES: usize = 8;
-    fn zero() -> Self {
-        [0.0; 8]
-    }
-    fn splat(x: f32) -> Self {
-        [x; 8]
-    }
-    fn load(x: &[f32]) -> Self {
-        x[..8].try_into().unwrap()
-    }
-    fn store(self, out: &mut [f32]) {
-        out[..8].copy_from_slice(&self)
-    }
-    fn mul_add(self, b: Self, c: Self) -> Self {
-        std::array::from_fn(|l| self[l].mul_add(b[l], c[l]))
-    }
-    fn add(self, b: Self) -> Self {
-        std::array::from_fn(|l| self[l] + b[l])
-    }
-}
-
-/// The vector unit the loops above are compiled for, found at run time: `mul_add` is one
-/// instruction there, and a slow library call on a machine without fused multiply-add.
-#[derive(Clone, Copy, Debug)]
-enum Simd {
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "aarch64")]
-    Neon,
-}
-
-impl Simd {
-    fn detect() -> Option<Simd> {
-        Simd::available().into_iter().next()
-    }
-
-    /// Every unit this machine has, fastest first.
-    fn available() -> Vec<Simd> {
-        let mut units = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f") {
-                units.push(Simd::Avx512);
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                units.push(Simd::Avx2);
-            }
-        }
-        #[cfg(target_arch = "aarch64")]
-        units.push(Simd::Neon);
-        units
-    }
-
-    /// Floats per vector accumulator: one AVX-512 or AVX2 register, two NEON ones.
-    fn lanes(self) -> usize {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => 16,
-            _ => 8,
-        }
-    }
-}
-
-/// Each vector loop behind a function that runs the version compiled for `simd`, the
-/// vector unit `Simd::detect` found on this machine.
-macro_rules! compiled_for_each_unit {
-    ($(fn $name:ident = $kernel:ident($($arg:ident: $ty:ty),*);)*) => {$(
-        fn $name(simd: Simd, $($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f")]
-            fn avx512($($arg: $ty),*) {
-                $kernel::<std::arch::x86_64::__m512>($($arg),*)
-            }
-
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
-            fn avx2($($arg: $ty),*) {
-                $kernel::<std::arch::x86_64::__m256>($($arg),*)
-            }
-
-            match simd {
-                // SAFETY: `Simd::detect` found the unit's features on this machine.
-                #[cfg(target_arch = "x86_64")]
-                Simd::Avx512 => unsafe { avx512($($arg),*) },
-                #[cfg(target_arch = "x86_64")]
-                Simd::Avx2 => unsafe { avx2($($arg),*) },
-                // Fused multiply-add is part of every aarch64 CPU.
-                #[cfg(target_arch = "aarch64")]
-                Simd::Neon => $kernel::<[f32; 8]>($($arg),*),
-            }
-        }
-    )*};
-}
-
-compiled_for_each_unit! {
-    fn run_forward = forward(s: &Sizes, padded: &[f32], packed: &[f32], wide: &mut [f32]);
-    fn run_weight_grad = weight_grad(s: &Sizes, padded: &[f32], grads: &[f32], sums: &mut [f32]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::check::{assert_close, noise};
+    use crate::nn::{conv2d_reference, ConvSpec};
+    use crate::testing::{assert_close, noise};
+    use dfdx::prelude::*;
 
-    /// out[o, y, x] = Σ w[o, c, ky, kx] · image[c, y + ky − pad, x + kx − pad], in f64.
-    fn naive(c: &Correlation, image: &[f32], w: &[f32], outs: usize) -> Vec<f64> {
-        let (k, h, wd) = (c.kernel, c.height as isize, c.width as isize);
-        let mut out = Vec::new();
-        for o in 0..outs {
-            for y in 0..c.out_h() {
-                for x in 0..c.out_w() {
-                    let mut sum = 0.0;
-                    for ch in 0..c.channels {
-                        for t in 0..k * k {
-                            let iy = (y + t / k) as isize - c.pad as isize;
-                            let ix = (x + t % k) as isize - c.pad as isize;
-                            if (0..h).contains(&iy) && (0..wd).contains(&ix) {
-                                let pixel =
-                                    image[(ch * c.height + iy as usize) * c.width + ix as usize];
-                                sum += pixel as f64 * w[(o * c.channels + ch) * k * k + t] as f64;
-                            }
-                        }
-                    }
-                    out.push(sum);
-                }
-            }
-        }
-        out
+    /// `conv2d`'s reference on one image: the correlation of `image` with `w` (`outs`
+    /// kernels), zero-padded by the correlation's pad.
+    fn reference(c: &Correlation, image: &[f32], w: &[f32], outs: usize) -> Vec<f64> {
+        let dev = Cpu::default();
+        let image = dev.tensor_from_vec(image.to_vec(), (1, c.channels, c.height, c.width));
+        let w = dev.tensor_from_vec(w.to_vec(), (outs, c.channels, c.kernel, c.kernel));
+        let out = conv2d_reference(&image, &w, ConvSpec::default().padding(c.pad));
+        out.as_vec().into_iter().map(f64::from).collect()
     }
 
     #[test]
@@ -505,9 +255,9 @@ mod tests {
                 c.forward(&padded, &packed, &mut wide);
                 let mut out = vec![0.0; outs * c.out_h() * c.out_w()];
                 c.add_narrow(&wide, outs, &mut out);
-                assert_close(&what, &out, &naive(&c, &image, &w, outs), 1e-5);
+                assert_close(&what, &out, &reference(&c, &image, &w, outs), 1e-5);
 
-                // ∂(Σ g · out)/∂w[o, ch, t] = Σ g[o] · shifted image: the naive correlation of
+                // ∂(Σ g · out)/∂w[o, ch, t] = Σ g[o] · shifted image: the reference correlation of
                 // the image with a one-hot kernel at (ch, t), for each output's gradient.
                 let g = noise(out.len(), 3);
                 c.interleave(&g, outs, &mut wide);
@@ -522,7 +272,7 @@ mod tests {
                     .map(|i| {
                         let mut one_hot = vec![0.0; channels * taps];
                         one_hot[i % (channels * taps)] = 1.0;
-                        let shifted = naive(&c, &image, &one_hot, 1);
+                        let shifted = reference(&c, &image, &one_hot, 1);
                         let g = &g[i / (channels * taps) * plane..][..plane];
                         shifted.iter().zip(g).map(|(s, &g)| s * g as f64).sum()
                     })

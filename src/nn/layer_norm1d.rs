@@ -3,8 +3,7 @@
 //! mean and variance, the normalisation and the affine map in two passes forward and two
 //! backward, where dfdx chains a dozen generic broadcasts and reductions.
 
-use super::tape::{output_buffer, param, record};
-use super::{chunks_per_task, values};
+use super::op::{chunks_per_task, output_buffer, param, record, values};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 use rayon::prelude::*;
@@ -164,49 +163,43 @@ impl<B: Dim, S: Dim, const M: usize, T: Tape<f32, Cpu>>
     }
 }
 
+/// The readable version of [`LayerNorm1D`]: dfdx's `normalize` over each vector's `M`
+/// features, then `gamma` and `beta` broadcast over the vectors; dfdx's own
+/// `LayerNorm1D` computes the same. Notebook `05_attention` §5.
+pub fn layer_norm1d_reference<const M: usize, T: Tape<f32, Cpu>>(
+    layer: &LayerNorm1D<M, f32, Cpu>,
+    x: Tensor<(usize, usize, Const<M>), f32, Cpu, T>,
+) -> Tensor<(usize, usize, Const<M>), f32, Cpu, T> {
+    let shape = *x.shape();
+    x.normalize::<Axis<2>>(layer.epsilon) * layer.gamma.retaped::<T>().broadcast_like(&shape)
+        + layer.beta.retaped::<T>().broadcast_like(&shape)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::assert_close_f32;
 
-    /// Ours against dfdx's on the same vectors: outputs and the gradients of the input,
-    /// γ and β.
+    /// Ours against the reference on the same vectors: outputs and the gradients of the
+    /// input, γ and β.
     #[test]
-    fn matches_dfdx_layer_norm() {
+    fn matches_the_reference_in_values_and_gradients() {
         let dev = Cpu::seed_from_u64(0);
-        let mut ours = dev.build_module::<builder::LayerNorm1D<5>, f32>();
-        let mut theirs = dev.build_module::<dfdx::nn::builders::LayerNorm1D<5>, f32>();
-        ours.gamma = dev.tensor([0.5, 2.0, -1.0, 1.0, 0.3]);
-        ours.beta = dev.tensor([0.1, 0.0, 3.0, -1.0, 0.0]);
-        (theirs.gamma, theirs.beta) = (ours.gamma.clone(), ours.beta.clone());
+        let mut norm = dev.build_module::<builder::LayerNorm1D<5>, f32>();
+        norm.gamma = dev.tensor([0.5, 2.0, -1.0, 1.0, 0.3]);
+        norm.beta = dev.tensor([0.1, 0.0, 3.0, -1.0, 0.0]);
         let shape = (3, 4, Const::<5>);
         let x: Tensor<(usize, usize, Const<5>), f32, _> =
             dev.sample_normal_like(&shape) * 2.0 + 1.5;
         let r: Tensor<(usize, usize, Const<5>), f32, _> = dev.sample_normal_like(&shape);
-        let (y, expected) = (
-            ours.forward(x.leaky_trace()),
-            theirs.forward(x.leaky_trace()),
-        );
-        let close = |a: Vec<f32>, e: Vec<f32>, what: &str| {
-            for (a, e) in a.iter().zip(&e) {
-                assert!(
-                    (a - e).abs() < 1e-5 * (1.0 + e.abs()),
-                    "{what}: {a} against {e}"
-                );
-            }
-        };
-        close(y.as_vec(), expected.as_vec(), "output");
-        let g = (y * r.clone()).sum().backward();
-        let e = (expected * r).sum().backward();
-        close(g.get(&x).as_vec(), e.get(&x).as_vec(), "∂/∂x");
-        close(
-            g.get(&ours.gamma).as_vec(),
-            e.get(&theirs.gamma).as_vec(),
-            "∂/∂γ",
-        );
-        close(
-            g.get(&ours.beta).as_vec(),
-            e.get(&theirs.beta).as_vec(),
-            "∂/∂β",
-        );
+        let ours = norm.forward(x.leaky_trace());
+        let theirs = layer_norm1d_reference(&norm, x.leaky_trace());
+        assert_close_f32("output", &ours.as_vec(), &theirs.as_vec(), 1e-5);
+        let g = (ours * r.clone()).sum().backward();
+        let e = (theirs * r).sum().backward();
+        assert_close_f32("∂/∂x", &g.get(&x).as_vec(), &e.get(&x).as_vec(), 1e-5);
+        for (what, p) in [("∂/∂γ", &norm.gamma), ("∂/∂β", &norm.beta)] {
+            assert_close_f32(what, &g.get(p).as_vec(), &e.get(p).as_vec(), 1e-5);
+        }
     }
 }

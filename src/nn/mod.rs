@@ -1,11 +1,17 @@
 //! The layers dfdx 0.13 keeps behind its `nightly` feature, rebuilt on stable Rust as
 //! dfdx ops and modules: convolution, transposed convolution, pooling, flatten and
 //! upsampling; layer normalisation for images; batch normalisation and the per-channel
-//! bias as fused ops, several times faster than dfdx's generic ones; and ReLU and the
+//! bias as fused ops, where dfdx chains generic broadcasts and reductions; and ReLU and the
 //! residual connection, whose passes dfdx runs one scalar at a time. Each op computes its own forward and
 //! backward and records itself on dfdx's tape, so these layers mix with dfdx's own in one
 //! model and train with dfdx's optimizers. CPU and `f32` only, which is what the course
 //! runs on.
+//!
+//! Attention's fused ops live here too ([`attend`], [`masked_cross_entropy`],
+//! [`swap_middle_axes`]), so that what they are built from stays private to `nn`. Every
+//! fused or hand-vectorised op has a readable version beside it, `<op>_reference`, from
+//! dfdx's ops or plain loops, tested equal to it in values and gradients: notebooks teach
+//! with the reference and run the fast op.
 //!
 //! ```
 //! use mustknow::nn::builders::{Conv2D, Flatten2D, MaxPool2D};
@@ -22,49 +28,44 @@
 //! assert_eq!(logits.shape().concrete(), [32, 10]);
 //! ```
 
+mod attend;
 mod batch_norm2d;
 mod bias2d;
 mod channels;
-#[cfg(test)]
-mod check;
+mod conv;
 mod conv2d;
 mod conv_transpose2d;
+mod cross_entropy;
 mod direct;
 mod im2col;
 mod layer_norm1d;
 mod layer_norm2d;
 mod linear;
-pub(crate) mod matmul;
+mod matmul;
+mod op;
 mod pool2d;
 mod relu;
 mod reshape;
 mod residual;
-pub(crate) mod tape;
+mod simd;
+mod swap_axes;
 mod upsample;
 
-pub use batch_norm2d::BatchNorm2D;
-pub use bias2d::Bias2D;
-pub(crate) use conv2d::values;
-pub use conv2d::{conv2d, Conv2D, ConvSpec};
-pub use conv_transpose2d::{conv_transpose2d, ConvTranspose2D};
-pub use layer_norm1d::LayerNorm1D;
-pub use layer_norm2d::LayerNorm2D;
-pub use linear::{linear, Features};
-pub use pool2d::{pool2d, AvgPool2D, MaxPool2D, Pool};
-pub use relu::{relu, ReLU};
+pub use attend::{attend, attend_reference};
+pub use batch_norm2d::{batch_norm2d_reference, BatchNorm2D};
+pub use bias2d::{bias2d_reference, Bias2D};
+pub use conv2d::{conv2d, conv2d_reference, Conv2D, ConvSpec, Kernels};
+pub use conv_transpose2d::{conv_transpose2d, conv_transpose2d_reference, ConvTranspose2D};
+pub use cross_entropy::{masked_cross_entropy, masked_cross_entropy_reference};
+pub use layer_norm1d::{layer_norm1d_reference, LayerNorm1D};
+pub use layer_norm2d::{layer_norm2d_reference, LayerNorm2D};
+pub use linear::{linear, linear_reference, Features};
+pub use pool2d::{pool2d, pool2d_reference, AvgPool2D, MaxPool2D, Pool};
+pub use relu::{relu, relu_reference, ReLU};
 pub use reshape::{Flatten2D, Unflatten2D};
-pub use residual::{add, Residual};
-pub use upsample::Upsample2D;
-
-/// The fewest values one rayon task of a pass over memory takes (PyTorch's grain is the
-/// same): on smaller tasks, waking the other threads costs more than sharing saves, and the
-/// course's small nets (8 channels of 14×14) would pay it on every op.
-const GRAIN: usize = 32_768;
-
-/// Chunks of `len` values per task, so that each task has at least [`GRAIN`] values.
-pub(crate) fn chunks_per_task(len: usize) -> usize {
-    GRAIN.div_ceil(len.max(1))
-}
+pub use residual::{add, add_reference, Residual};
+pub use swap_axes::{swap_middle_axes, swap_middle_axes_reference};
+pub use upsample::{upsample2d_reference, Upsample2D};
 
 /// A batch of `C`-channel images whose height and width are known at run time: what
 /// convolution and pooling return.

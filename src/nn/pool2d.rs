@@ -2,10 +2,9 @@
 //! Max pooling keeps the strongest response (and passes the gradient back to it alone);
 //! average pooling spreads the gradient evenly. Taught in notebook 04.
 
-use super::chunks_per_task;
-use super::conv2d::{layer_result, too_small, values, ConvSpec};
+use super::conv2d::ConvSpec;
 use super::im2col::Plane;
-use super::tape::{output_buffer, record};
+use super::op::{chunks_per_task, layer_result, output_buffer, record, too_small, values};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
@@ -137,6 +136,39 @@ fn for_each_window(plane: &Plane, mut f: impl FnMut(usize, Range<usize>, Range<u
     }
 }
 
+/// The readable version of [`pool2d`]: its definition as plain loops, each output the
+/// largest of its window's real pixels (padding never wins) or their sum over k·k (padding
+/// counts as zero). Notebook `04_convnets` §1.
+pub fn pool2d_reference(
+    x: &Images<usize, usize, NoneTape>,
+    kind: Pool,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> Images<usize, usize, NoneTape> {
+    let (b, c, h, w) = *x.shape();
+    let size = |n: usize| (n + 2 * padding - kernel) / stride + 1;
+    let (oh, ow) = (size(h), size(w));
+    let xs = x.as_vec();
+    let out = (0..b * c * oh * ow).map(|i| {
+        let (plane, oy, ox) = (i / (oh * ow), i / ow % oh, i % ow);
+        let window = (0..kernel * kernel).filter_map(|t| {
+            let y = (oy * stride + t / kernel)
+                .checked_sub(padding)
+                .filter(|&y| y < h)?;
+            let x = (ox * stride + t % kernel)
+                .checked_sub(padding)
+                .filter(|&x| x < w)?;
+            Some(xs[(plane * h + y) * w + x])
+        });
+        match kind {
+            Pool::Max => window.fold(f32::NEG_INFINITY, f32::max),
+            Pool::Avg => window.sum::<f32>() / (kernel * kernel) as f32,
+        }
+    });
+    x.device().tensor_from_vec(out.collect(), (b, c, oh, ow))
+}
+
 macro_rules! pool_layer {
     ($(#[$doc:meta])* $name:ident, $kind:expr) => {
         $(#[$doc])*
@@ -180,7 +212,7 @@ pool_layer!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::check::{assert_close, finite_differences, noise, weighted_sum};
+    use crate::testing::{assert_close, assert_close_f32, finite_differences, noise, weighted_sum};
 
     /// (batch, channels, h, w, kernel, stride, padding)
     const CASES: [(usize, usize, usize, usize, usize, usize, usize); 6] = [
@@ -200,82 +232,79 @@ mod tests {
         x
     }
 
-    /// The definition, window by window, over the real pixels (padding never wins a max
-    /// and counts as zero in an average).
-    fn naive(
-        case: (usize, usize, usize, usize, usize, usize, usize),
-        kind: Pool,
-        x: &[f32],
-    ) -> Vec<f64> {
-        let (b, c, h, w, k, s, p) = case;
-        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
-        let mut out = vec![];
-        for plane in 0..b * c {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut seen = vec![];
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let (y, xx) = (
-                                (oy * s + ky) as isize - p as isize,
-                                (ox * s + kx) as isize - p as isize,
-                            );
-                            if y >= 0 && xx >= 0 && y < h as isize && xx < w as isize {
-                                seen.push(x[(plane * h + y as usize) * w + xx as usize] as f64);
-                            }
-                        }
-                    }
-                    out.push(match kind {
-                        Pool::Max => seen.iter().cloned().fold(f64::MIN, f64::max),
-                        Pool::Avg => seen.iter().sum::<f64>() / (k * k) as f64,
-                    });
-                }
-            }
-        }
-        out
-    }
-
-    fn forward(
+    fn reference(
         case: (usize, usize, usize, usize, usize, usize, usize),
         kind: Pool,
         x: &[f32],
     ) -> Vec<f32> {
         let (b, c, h, w, k, s, p) = case;
         let x = Cpu::default().tensor_from_vec(x.to_vec(), (b, c, h, w));
-        pool2d(x, kind, k, s, p).unwrap().as_vec()
+        pool2d_reference(&x, kind, k, s, p).as_vec()
     }
 
+    /// The values are the reference's, and the gradients the reference's by central
+    /// differences.
     #[test]
-    fn forward_and_gradients_match_the_definition_and_finite_differences() {
+    fn matches_the_reference_in_values_and_gradients() {
         let dev = Cpu::default();
         for kind in [Pool::Max, Pool::Avg] {
             for (n, &case) in CASES.iter().enumerate() {
                 let (b, c, h, w, k, s, p) = case;
                 let what = format!("{kind:?} case {n}");
                 let x = distinct(b * c * h * w, n as u64);
-                assert_close(
-                    &what,
-                    &forward(case, kind, &x),
-                    &naive(case, kind, &x),
-                    1e-6,
-                );
-
                 let xt = dev.tensor_from_vec(x.clone(), (b, c, h, w));
-                let out = pool2d(xt.clone().leaky_trace(), kind, k, s, p).unwrap();
+                let out = pool2d(xt.leaky_trace(), kind, k, s, p).unwrap();
+                assert_close_f32(&what, &out.as_vec(), &reference(case, kind, &x), 1e-6);
                 let r = noise(out.shape().num_elements(), 10 + n as u64);
                 let rt = dev.tensor_from_vec(r.clone(), *out.shape());
                 let grads = (out * rt).sum().backward();
                 // Max pooling is linear between ties: a step under half the spacing of the
                 // values keeps every maximum in place.
                 let eps = if kind == Pool::Max { 2e-4 } else { 0.5 };
-                let loss = |x: &[f32]| weighted_sum(&forward(case, kind, x), &r);
-                assert_close(
-                    &what,
-                    &grads.get(&xt).as_vec(),
-                    &finite_differences(&x, eps, loss),
-                    2e-3,
-                );
+                let loss = |x: &[f32]| weighted_sum(&reference(case, kind, x), &r);
+                let expected = finite_differences(&x, eps, loss);
+                assert_close(&what, &grads.get(&xt).as_vec(), &expected, 2e-3);
             }
+        }
+    }
+
+    /// PyTorch's `F.max_pool2d` and `F.avg_pool2d` (3×3, stride 2, padding 1) on a 5×5
+    /// image of distinct values, the output and the image's gradient under the loss
+    /// Σ out · arange/10. Produced by the script of `conv2d`'s `matches_pytorch` (torch
+    /// 2.15.0), with `arange` taking `mod=True` to permute the values, `v = v * 7 % n`
+    /// before `v / 10`, and:
+    ///
+    /// ```python
+    /// run("max", lambda x: F.max_pool2d(x, 3, stride=2, padding=1), arange(1, 1, 5, 5, mod=True))
+    /// run("avg", lambda x: F.avg_pool2d(x, 3, stride=2, padding=1), arange(1, 1, 5, 5, mod=True))
+    /// ```
+    #[test]
+    fn matches_pytorch() {
+        #[rustfmt::skip]
+        let cases = [
+            (Pool::Max,
+             vec![1.7, 2.4, 2.1, 2.0, 2.4, 2.3, 2.2, 2.2, 1.8],
+             vec![0.0, 0.0, 0.0, 0.2, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.3, 0.0, 0.0, 0.8]),
+            (Pool::Avg,
+             vec![0.3778, 0.9889, 0.4778, 0.7333, 1.1778, 0.7444, 0.6, 0.7667, 0.4222],
+             vec![0.0, 0.0111, 0.0111, 0.0333, 0.0222, 0.0333, 0.0889, 0.0556, 0.1333, 0.0778, 0.0333, 0.0778, 0.0444, 0.1, 0.0556, 0.1, 0.2222, 0.1222, 0.2667, 0.1444, 0.0667, 0.1444, 0.0778, 0.1667, 0.0889]),
+        ];
+        let dev = Cpu::default();
+        let x = dev.tensor_from_vec(
+            (0..25).map(|i| (i * 7 % 25) as f32 / 10.0).collect(),
+            (1, 1, 5, 5),
+        );
+        for (kind, out, grad) in cases {
+            let y = pool2d(x.leaky_trace(), kind, 3, 2, 1).unwrap();
+            assert_close_f32(&format!("{kind:?}"), &y.as_vec(), &out, 1e-4);
+            let r = dev.tensor_from_vec((0..9).map(|i| i as f32 / 10.0).collect(), *y.shape());
+            let grads = (y * r).sum().backward();
+            assert_close_f32(
+                &format!("{kind:?}: ∂/∂x"),
+                &grads.get(&x).as_vec(),
+                &grad,
+                1e-3,
+            );
         }
     }
 

@@ -1,11 +1,10 @@
 //! The rectified linear unit, `max(0, x)`, as one recorded op. dfdx's ReLU computes the
 //! same values, but its backward pass reads each value through a bounds-checked index, one
-//! scalar at a time: a tenth of a deep convnet's sequential time. Here both passes are
+//! scalar at a time, on one thread. Here both passes are
 //! vectorised loops shared among rayon's threads, the backward one over a byte mask kept
 //! from the forward pass.
 
-use super::tape::{output_buffer, record};
-use super::GRAIN;
+use super::op::{output_buffer, record, GRAIN};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 use rayon::prelude::*;
@@ -60,12 +59,20 @@ pub fn relu<S: Shape, T: Tape<f32, Cpu>>(
     })
 }
 
+/// The readable version of [`relu`]: dfdx's own `relu`, `max(0, x)` value by value, whose
+/// gradient is 1 where `x > 0` and 0 elsewhere. Notebook `01_backprop` §4.
+pub fn relu_reference<S: Shape, T: Tape<f32, Cpu>>(
+    x: Tensor<S, f32, Cpu, T>,
+) -> Tensor<S, f32, Cpu, T> {
+    x.relu()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn values_and_gradients_are_dfdx_relus_to_the_bit() {
+    fn matches_the_reference_in_values_and_gradients_to_the_bit() {
         let dev = Cpu::seed_from_u64(0);
         let mut x: Tensor<Rank2<7, 9>, f32, Cpu> = dev.sample_normal();
         // Zeros and negative zeros, where the gradient is 0 too.
@@ -74,7 +81,7 @@ mod tests {
         x.copy_from(&v);
         let r: Tensor<Rank2<7, 9>, f32, Cpu> = dev.sample_normal();
         let ours = ReLU.forward(x.leaky_trace());
-        let theirs = x.leaky_trace().relu();
+        let theirs = relu_reference(x.leaky_trace());
         assert_eq!(ours.as_vec(), theirs.as_vec());
         let ours = (ours * r.clone()).sum().backward();
         let theirs = (theirs * r).sum().backward();

@@ -3,9 +3,7 @@
 //! both passes; here the sum is one recorded op whose passes are vectorised loops shared
 //! among rayon's threads.
 
-use super::conv2d::{layer_result, shape_error};
-use super::tape::{output_buffer, param, record};
-use super::{values, GRAIN};
+use super::op::{layer_result, output_buffer, param, record, shape_error, values, GRAIN};
 use crate::Error;
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
@@ -83,6 +81,15 @@ pub fn add<S: Shape, T: Tape<f32, Cpu> + Merge<T>>(
     Ok(out)
 }
 
+/// The readable version of [`add`]: dfdx's `a + b`, whose gradient reaches both terms
+/// unchanged. Notebook `04_convnets` §3 (the residual connection).
+pub fn add_reference<S: Shape, T: Tape<f32, Cpu> + Merge<T>>(
+    a: Tensor<S, f32, Cpu, T>,
+    b: Tensor<S, f32, Cpu, T>,
+) -> Tensor<S, f32, Cpu, T> {
+    a + b
+}
+
 /// `dst += src`, value by value, shared among rayon's threads.
 fn add_to(dst: &mut [f32], src: &[f32]) {
     dst.par_chunks_mut(GRAIN)
@@ -116,6 +123,21 @@ mod tests {
             bits(g.get(&ours.0 .0.weight).as_vec()),
             bits(e.get(&theirs.0 .0.weight).as_vec())
         );
+    }
+
+    #[test]
+    fn add_matches_the_reference_in_values_and_gradients_to_the_bit() {
+        let dev = Cpu::seed_from_u64(0);
+        let a: Tensor<Rank2<3, 5>, f32, Cpu> = dev.sample_normal();
+        let b: Tensor<Rank2<3, 5>, f32, Cpu> = dev.sample_normal();
+        let r: Tensor<Rank2<3, 5>, f32, Cpu> = dev.sample_normal();
+        let ours = add(a.leaky_trace(), b.leaky_trace()).unwrap();
+        let theirs = add_reference(a.leaky_trace(), b.leaky_trace());
+        assert_eq!(ours.as_vec(), theirs.as_vec());
+        let g = (ours * r.clone()).sum().backward();
+        let e = (theirs * r).sum().backward();
+        assert_eq!(g.get(&a).as_vec(), e.get(&a).as_vec());
+        assert_eq!(g.get(&b).as_vec(), e.get(&b).as_vec());
     }
 
     #[test]

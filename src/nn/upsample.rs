@@ -33,9 +33,27 @@ where
     }
 }
 
+/// The readable version of [`Upsample2D`] with nearest neighbours, as plain loops:
+/// `out[n, c, y, x] = x[n, c, y / factor, x / factor]`. Notebook `04_convnets` §5 (the
+/// U-Net's decoder).
+pub fn upsample2d_reference(
+    x: &Tensor<(usize, usize, usize, usize), f32, Cpu>,
+    factor: usize,
+) -> Tensor<(usize, usize, usize, usize), f32, Cpu> {
+    let (b, c, h, w) = *x.shape();
+    let (oh, ow) = (h * factor, w * factor);
+    let xs = x.as_vec();
+    let out = (0..b * c * oh * ow).map(|i| {
+        let (plane, y, x) = (i / (oh * ow), i / ow % oh, i % ow);
+        xs[(plane * h + y / factor) * w + x / factor]
+    });
+    x.device().tensor_from_vec(out.collect(), (b, c, oh, ow))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{assert_close, finite_differences, noise, weighted_sum};
 
     #[test]
     fn nearest_copies_each_pixel_into_a_block() {
@@ -49,6 +67,31 @@ mod tests {
         // Each input pixel feeds 4 outputs, so its gradient under a sum is 4.
         let grads = y.sum().backward();
         assert_eq!(grads.get(&x).as_vec(), [4.0; 4]);
+    }
+
+    /// The values are the reference's, and the gradients the reference's by central
+    /// differences (exact: the op is linear).
+    #[test]
+    fn nearest_matches_the_reference_in_values_and_gradients() {
+        let dev = Cpu::default();
+        let shape = (2, 3, 4, 5);
+        let x = noise(2 * 3 * 4 * 5, 1);
+        let xt = dev.tensor_from_vec(x.clone(), shape);
+        let y = Upsample2D::<3>::default().forward(xt.leaky_trace());
+        let reference =
+            |x: &[f32]| upsample2d_reference(&dev.tensor_from_vec(x.to_vec(), shape), 3);
+        assert_eq!(y.as_vec(), reference(&x).as_vec());
+        let r = noise(y.shape().num_elements(), 2);
+        let grads = (y * dev.tensor_from_vec(r.clone(), (2, 3, 12, 15)))
+            .sum()
+            .backward();
+        let loss = |x: &[f32]| weighted_sum(&reference(x).as_vec(), &r);
+        assert_close(
+            "∂/∂x",
+            &grads.get(&xt).as_vec(),
+            &finite_differences(&x, 0.5, loss),
+            1e-4,
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! What the tests of every op here share: seeded inputs, the gradient dfdx's tape gives,
-//! and central finite differences to hold it against.
+//! What the crate's tests share: seeded inputs, central finite differences to hold a
+//! gradient against, and comparisons that name the first index that differs.
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -41,4 +41,10 @@ pub fn assert_close(what: &str, got: &[f32], expected: &[f64], tol: f64) {
 /// wrong entry anywhere in a backward pass shows.
 pub fn weighted_sum(out: &[f32], r: &[f32]) -> f64 {
     out.iter().zip(r).map(|(&o, &r)| o as f64 * r as f64).sum()
+}
+
+/// [`assert_close`] against values computed in `f32` (another op's, dfdx's).
+pub fn assert_close_f32(what: &str, got: &[f32], expected: &[f32], tol: f64) {
+    let expected: Vec<f64> = expected.iter().map(|&e| e as f64).collect();
+    assert_close(what, got, &expected, tol);
 }

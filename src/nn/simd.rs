@@ -1,0 +1,272 @@
+//! The direct convolution's two vector loops ([`super::direct`]), compiled once per vector
+//! unit, and the dispatch to the one this machine has. Every `unsafe` of the direct
+//! convolution is here: the intrinsics are reachable only from the loops, the loops only
+//! from functions compiled with the unit's features, and those only through a [`Simd`],
+//! which only [`Simd::detect`] makes, after finding the unit on this CPU.
+
+/// Output channels computed together, each in its own vector accumulators.
+pub(super) const BLOCK: usize = 8;
+
+/// What the vector loops need, computed once per call.
+pub(super) struct Sizes {
+    pub channels: usize,
+    pub plane: usize,
+    pub wide: usize,
+    pub taps: Vec<usize>,
+}
+
+/// One block of `BLOCK` output channels at `V::LANES` consecutive wide positions: Σ over
+/// channels and taps of the shifted input vector times each output's weight.
+///
+/// # Safety
+/// This CPU has `V`'s vector unit.
+#[inline(always)]
+unsafe fn forward<V: Lanes>(s: &Sizes, padded: &[f32], packed: &[f32], wide: &mut [f32]) {
+    // SAFETY: `V`'s methods need only its vector unit, which this function's caller
+    // guarantees; every load and store checks its slice's length.
+    unsafe {
+        let per_block = s.channels * s.taps.len() * BLOCK;
+        for (weights, wide) in packed
+            .chunks_exact(per_block)
+            .zip(wide.chunks_exact_mut(BLOCK * s.wide))
+        {
+            for at in (0..s.wide).step_by(V::LANES) {
+                let mut acc = [V::zero(); BLOCK];
+                let mut weights = weights.chunks_exact(BLOCK);
+                for channel in 0..s.channels {
+                    let input = &padded[channel * s.plane + at..];
+                    for &tap in &s.taps {
+                        let x = V::load(&input[tap..]);
+                        for (acc, &w) in acc.iter_mut().zip(weights.next().unwrap()) {
+                            *acc = x.mul_add(V::splat(w), *acc);
+                        }
+                    }
+                }
+                for (out, acc) in wide.chunks_exact_mut(s.wide).zip(acc) {
+                    acc.store(&mut out[at..]);
+                }
+            }
+        }
+    }
+}
+
+/// For each channel, tap and block of outputs: Σ over wide positions of the output
+/// gradient times the shifted input, added lane by lane to `sums` (`V::LANES` lanes per
+/// weight, summed across only once, in `Correlation::unpack_grad`).
+///
+/// # Safety
+/// This CPU has `V`'s vector unit.
+#[inline(always)]
+unsafe fn weight_grad<V: Lanes>(s: &Sizes, padded: &[f32], grads: &[f32], sums: &mut [f32]) {
+    // SAFETY: `V`'s methods need only its vector unit, which this function's caller
+    // guarantees; every load and store checks its slice's length.
+    unsafe {
+        let per_block = s.channels * s.taps.len() * BLOCK * V::LANES;
+        for (grads, sums) in grads
+            .chunks_exact(BLOCK * s.wide)
+            .zip(sums.chunks_exact_mut(per_block))
+        {
+            let mut sums = sums.chunks_exact_mut(BLOCK * V::LANES);
+            for channel in 0..s.channels {
+                let input = &padded[channel * s.plane..];
+                for &tap in &s.taps {
+                    let mut acc = [V::zero(); BLOCK];
+                    let positions = input[tap..tap + s.wide].chunks_exact(V::LANES);
+                    for (x, g) in positions.zip(grads.chunks_exact(BLOCK * V::LANES)) {
+                        let x = V::load(x);
+                        for (acc, g) in acc.iter_mut().zip(g.chunks_exact(V::LANES)) {
+                            *acc = x.mul_add(V::load(g), *acc);
+                        }
+                    }
+                    let sums = sums.next().unwrap().chunks_exact_mut(V::LANES);
+                    for (sum, acc) in sums.zip(acc) {
+                        V::load(sum).add(acc).store(sum);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A vector register of `LANES` floats and the operations the loops above need, as the
+/// unit's own instructions. Written out rather than left to the compiler's vectorizer,
+/// which turned the weight gradient's loop into gathers.
+///
+/// # Safety
+/// Every method needs this CPU to have the vector unit `Self` belongs to (AVX-512 for
+/// `__m512`, AVX2 and FMA for `__m256`); `load` and `store` check their slices' lengths.
+trait Lanes: Copy {
+    const LANES: usize;
+    unsafe fn zero() -> Self;
+    unsafe fn splat(x: f32) -> Self;
+    /// The first `LANES` values of `x`.
+    unsafe fn load(x: &[f32]) -> Self;
+    /// Writes the lanes to the first `LANES` values of `out`.
+    unsafe fn store(self, out: &mut [f32]);
+    /// `self · b + c`, rounded once.
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+    unsafe fn add(self, b: Self) -> Self;
+}
+
+/// The unit's intrinsics: each needs its target feature, which the methods' callers
+/// guarantee ([`Lanes`]' contract); the pointer ones get slices of at least `LANES` values.
+macro_rules! intrinsic_lanes {
+    ($ty:ty, $lanes:literal, $zero:ident, $splat:ident, $load:ident, $store:ident, $fma:ident, $add:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        impl Lanes for $ty {
+            const LANES: usize = $lanes;
+            #[inline(always)]
+            unsafe fn zero() -> Self {
+                // SAFETY: the caller guarantees the unit's features (Lanes' contract).
+                unsafe { std::arch::x86_64::$zero() }
+            }
+            #[inline(always)]
+            unsafe fn splat(x: f32) -> Self {
+                // SAFETY: the caller guarantees the unit's features (Lanes' contract).
+                unsafe { std::arch::x86_64::$splat(x) }
+            }
+            #[inline(always)]
+            unsafe fn load(x: &[f32]) -> Self {
+                // SAFETY: the unit's features as above; the slice holds `LANES` values.
+                unsafe { std::arch::x86_64::$load(x[..$lanes].as_ptr()) }
+            }
+            #[inline(always)]
+            unsafe fn store(self, out: &mut [f32]) {
+                // SAFETY: the unit's features as above; the slice holds `LANES` values.
+                unsafe { std::arch::x86_64::$store(out[..$lanes].as_mut_ptr(), self) }
+            }
+            #[inline(always)]
+            unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+                // SAFETY: the caller guarantees the unit's features (Lanes' contract).
+                unsafe { std::arch::x86_64::$fma(self, b, c) }
+            }
+            #[inline(always)]
+            unsafe fn add(self, b: Self) -> Self {
+                // SAFETY: the caller guarantees the unit's features (Lanes' contract).
+                unsafe { std::arch::x86_64::$add(self, b) }
+            }
+        }
+    };
+}
+
+#[rustfmt::skip]
+intrinsic_lanes!(std::arch::x86_64::__m512, 16, _mm512_setzero_ps, _mm512_set1_ps,
+    _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps);
+#[rustfmt::skip]
+intrinsic_lanes!(std::arch::x86_64::__m256, 8, _mm256_setzero_ps, _mm256_set1_ps,
+    _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_add_ps);
+
+/// Two NEON registers, left to the compiler: every aarch64 CPU has them and fused
+/// multiply-add, so these need nothing of their callers.
+#[cfg(target_arch = "aarch64")]
+impl Lanes for [f32; 8] {
+    const LANES: usize = 8;
+    unsafe fn zero() -> Self {
+        [0.0; 8]
+    }
+    unsafe fn splat(x: f32) -> Self {
+        [x; 8]
+    }
+    unsafe fn load(x: &[f32]) -> Self {
+        x[..8].try_into().unwrap()
+    }
+    unsafe fn store(self, out: &mut [f32]) {
+        out[..8].copy_from_slice(&self)
+    }
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        std::array::from_fn(|l| self[l].mul_add(b[l], c[l]))
+    }
+    unsafe fn add(self, b: Self) -> Self {
+        std::array::from_fn(|l| self[l] + b[l])
+    }
+}
+
+/// A vector unit this CPU has, which the loops above are compiled for: `mul_add` is one
+/// instruction there, and a slow library call on a machine without fused multiply-add.
+/// Only [`Simd::detect`] and [`Simd::available`] make one (the field is private to this
+/// module), so holding one proves the unit is there.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Simd(Unit);
+
+#[derive(Clone, Copy, Debug)]
+enum Unit {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "aarch64")]
+    Neon,
+}
+
+impl Simd {
+    /// The fastest unit this machine has; `None` where it has none the loops are compiled for.
+    pub fn detect() -> Option<Simd> {
+        Simd::available().into_iter().next()
+    }
+
+    /// Every unit this machine has, fastest first.
+    pub fn available() -> Vec<Simd> {
+        let mut units = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                units.push(Simd(Unit::Avx512));
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                units.push(Simd(Unit::Avx2));
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        units.push(Simd(Unit::Neon));
+        units
+    }
+
+    /// Floats per vector accumulator: one AVX-512 or AVX2 register, two NEON ones.
+    pub fn lanes(self) -> usize {
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            Unit::Avx512 => 16,
+            _ => 8,
+        }
+    }
+}
+
+/// Each vector loop behind a function that runs the version compiled for `simd`'s unit.
+macro_rules! compiled_for_each_unit {
+    ($(fn $name:ident = $kernel:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        pub(super) fn $name(simd: Simd, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f")]
+            fn avx512($($arg: $ty),*) {
+                // SAFETY: code compiled with `avx512f` runs only where the CPU has it (the
+                // call below is `unsafe` for that reason), which is all the loop needs.
+                unsafe { $kernel::<std::arch::x86_64::__m512>($($arg),*) }
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2($($arg: $ty),*) {
+                // SAFETY: as above, with `avx2` and `fma`.
+                unsafe { $kernel::<std::arch::x86_64::__m256>($($arg),*) }
+            }
+
+            match simd.0 {
+                // SAFETY: a `Simd` holds a unit only where `Simd::available` found its
+                // features on this CPU.
+                #[cfg(target_arch = "x86_64")]
+                Unit::Avx512 => unsafe { avx512($($arg),*) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                Unit::Avx2 => unsafe { avx2($($arg),*) },
+                // SAFETY: every aarch64 CPU has NEON and fused multiply-add.
+                #[cfg(target_arch = "aarch64")]
+                Unit::Neon => unsafe { $kernel::<[f32; 8]>($($arg),*) },
+            }
+        }
+    )*};
+}
+
+compiled_for_each_unit! {
+    fn run_forward = forward(s: &Sizes, padded: &[f32], packed: &[f32], wide: &mut [f32]);
+    fn run_weight_grad = weight_grad(s: &Sizes, padded: &[f32], grads: &[f32], sums: &mut [f32]);
+}
