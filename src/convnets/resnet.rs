@@ -154,4 +154,23 @@ mod tests {
             "the shortcuts add no parameters"
         );
     }
+
+    /// With every block's residual branch silenced (its last batch norm's scale and shift
+    /// at zero), a block is `relu(x + 0)`, and its input already passed a ReLU: the body is
+    /// the identity map. Without the shortcuts it would map everything to zero.
+    #[test]
+    fn silenced_branches_leave_the_shortcuts_as_the_identity() {
+        let dev = Cpu::seed_from_u64(0);
+        let mut net = dev.build_module::<ResNet<{ DEEP / 2 }>, f32>();
+        for block in net.2.modules.iter_mut() {
+            let last_norm = &mut block.0 .0 .4;
+            last_norm.scale = dev.zeros();
+            last_norm.bias = dev.zeros();
+        }
+        let x: Tensor<(usize, Const<196>), f32, Cpu> = dev.sample_normal_like(&(3, Const));
+        let features = net.1.forward(net.0.forward(x));
+        let through_body = net.2.forward(features.clone());
+        assert!(features.as_vec().iter().any(|&f| f > 0.0));
+        assert_eq!(through_body.as_vec(), features.as_vec());
+    }
 }
