@@ -55,7 +55,7 @@ pub fn ids(tokens: &[usize], batch: usize, len: usize) -> Result<Ids, Error> {
 }
 
 /// The attention map of example `example`, head `head`: a (queries × keys) matrix,
-/// row-major, ready for [`crate::plot::heatmap`].
+/// row-major, ready for [`crate::plot::heatmap()`].
 pub fn attention_map(weights: &Heads, example: usize, head: usize) -> Result<Vec<f64>, Error> {
     let (b, h, s1, s2) = *weights.shape();
     if example >= b || head >= h {

@@ -2,7 +2,7 @@
 //! new data, and why very large models often do not.
 //!
 //! One module per section: [`capacity`] (§1, under- and overfitting as polynomial degree
-//! grows), [`dropout`] (§2, Srivastava et al. 2014), [`random_labels`] (§3, Zhang et al.
+//! grows), [`dropout`](mod@dropout) (§2, Srivastava et al. 2014), [`random_labels`] (§3, Zhang et al.
 //! 2017), [`double_descent`] (§4, Belkin et al. 2019; Nakkiran et al. 2019), [`width`]
 //! (§5, overparameterization), [`lottery`] (§6, Frankle & Carbin 2019).
 //!

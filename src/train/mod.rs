@@ -4,7 +4,7 @@
 //! introduces it.
 //!
 //! A run is a model, an optimizer whose learning rate can be set
-//! ([`ScheduledOptimizer`](crate::optim::ScheduledOptimizer)), where the batches come from
+//! ([`ScheduledOptimizer`]), where the batches come from
 //! ([`Batches`]), what is minimised ([`Objective`]: the loss of a batch, and optionally an
 //! evaluation after each epoch and a hook after each update) and how long and loud to run
 //! ([`TrainConfig`]). The loop sets the learning rate from the schedule, stops at the first
