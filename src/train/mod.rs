@@ -345,7 +345,6 @@ mod tests {
     use crate::data::{one_hot, two_moons};
     use crate::optim::Method;
     use dfdx::nn::modules;
-    use dfdx::optim::{Adam, AdamConfig, Sgd, SgdConfig};
 
     type Net = (Linear<2, 16>, ReLU, Linear<16, 2>);
 
@@ -358,18 +357,12 @@ mod tests {
     fn run(seed: u64, batch_size: usize, config: &TrainConfig) -> Result<History, Error> {
         let dev = Cpu::seed_from_u64(seed);
         let mut model = dev.build_module::<Net, f32>();
-        let mut adam = Adam::new(
-            &model,
-            AdamConfig {
-                lr: 0.02,
-                ..Default::default()
-            },
-        );
+        let mut adam = Method::Adam.at(0.02).build(&model);
         let (train, test) = (
             moons(200, seed, batch_size),
             moons(100, seed + 1, batch_size),
         );
-        fit_classifier(&mut model, &mut adam, &train, &test, config)
+        fit_classifier(&mut model, adam.as_mut(), &train, &test, config)
     }
 
     #[test]
@@ -416,22 +409,11 @@ mod tests {
         // rate of 1e30 does: the weights overflow and the loss becomes NaN.
         let dev = Cpu::seed_from_u64(0);
         let mut model = dev.build_module::<Net, f32>();
-        let mut sgd = Sgd::new(
-            &model,
-            SgdConfig {
-                lr: 1e30,
-                ..Default::default()
-            },
-        );
+        let mut sgd = Method::Sgd.at(1e30).build(&model);
         let examples = moons(64, 0, 16);
-        let err = fit_classifier(
-            &mut model,
-            &mut sgd,
-            &examples,
-            &examples,
-            &TrainConfig::new(2),
-        )
-        .unwrap_err();
+        let config = TrainConfig::new(2);
+        let err =
+            fit_classifier(&mut model, sgd.as_mut(), &examples, &examples, &config).unwrap_err();
         let message = err.to_string();
         assert!(
             message.starts_with("training loss is NaN at epoch 1, step "),
@@ -469,15 +451,18 @@ mod tests {
             let dev = Cpu::seed_from_u64(3);
             let mut model = dev.build_module::<Net, f32>();
             let before = parameters(&model);
-            let mut sgd = Sgd::new(&model, SgdConfig::default());
-            let history = fit_classifier(&mut model, &mut sgd, &train, &train, config).unwrap();
+            let mut sgd = Method::Sgd.at(1e-2).build(&model);
+            let history = fit_classifier(&mut model, sgd.as_mut(), &train, &train, config).unwrap();
             (before, parameters(&model), history)
         };
         let (before, after, _) = run(&TrainConfig::new(2).schedule(Schedule::Constant { lr: 0.0 }));
         assert_eq!(before, after, "a learning rate of 0 moves nothing");
         let (_, _, unscheduled) = run(&TrainConfig::new(2));
         let (_, _, constant) = run(&TrainConfig::new(2).schedule(Schedule::Constant { lr: 1e-2 }));
-        assert_eq!(unscheduled, constant, "SgdConfig's default is 1e-2");
+        assert_eq!(
+            unscheduled, constant,
+            "a constant schedule at the optimizer's own rate"
+        );
         // Step decay to 0 over two epochs of 4 steps: the first epoch at 0.5, the second
         // frozen, so the weights end where one epoch at 0.5 leaves them.
         let decay = Schedule::Step {
