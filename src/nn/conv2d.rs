@@ -318,7 +318,9 @@ impl<
 mod tests {
     use super::*;
     use crate::nn::conv::DIRECT_MAX_PATCH;
-    use crate::testing::{assert_close, assert_close_f32, finite_differences, noise, weighted_sum};
+    use crate::testing::{
+        arange, assert_matches_pytorch, assert_matches_reference, noise, Tolerance,
+    };
 
     /// (batch, channels, height, width, out channels, kernel, spec)
     type Case = (usize, usize, usize, usize, usize, usize, ConvSpec);
@@ -360,29 +362,24 @@ mod tests {
         let dev = Cpu::default();
         for (n, case) in cases().iter().enumerate() {
             let &(b, c, h, wd, o, k, spec) = case;
-            let what = format!("case {n}");
             let x = noise(b * c * h * wd, n as u64);
             let w = noise(o * c / spec.groups * k * k, 100 + n as u64);
-            let xt = dev.tensor_from_vec(x.clone(), (b, c, h, wd));
-            let wt = dev.tensor_from_vec(w.clone(), (o, c / spec.groups, k, k));
-            let out = conv2d(xt.leaky_trace(), wt.leaky_trace(), spec).unwrap();
-            assert_close_f32(&what, &out.as_vec(), &reference(case, &x, &w), 1e-5);
-            let r = noise(out.shape().num_elements(), 200 + n as u64);
-            let rt = dev.tensor_from_vec(r.clone(), *out.shape());
-            let grads = (out * rt).sum().backward();
-            let loss_x = |x: &[f32]| weighted_sum(&reference(case, x, &w), &r);
-            let loss_w = |w: &[f32]| weighted_sum(&reference(case, &x, w), &r);
-            let expected_x = finite_differences(&x, 0.5, loss_x);
-            assert_close(&what, &grads.get(&xt).as_vec(), &expected_x, 1e-4);
-            let expected_w = finite_differences(&w, 0.5, loss_w);
-            assert_close(&what, &grads.get(&wt).as_vec(), &expected_w, 1e-4);
+            assert_matches_reference(
+                &format!("case {n}"),
+                [
+                    dev.tensor_from_vec(x, (b, c, h, wd)),
+                    dev.tensor_from_vec(w, (o, c / spec.groups, k, k)),
+                ],
+                |[x, w]| conv2d(x, w, spec).unwrap(),
+                |[x, w]| reference(case, x, w),
+                200 + n as u64,
+                0.5,
+                Tolerance {
+                    values: 1e-5,
+                    gradients: 1e-4,
+                },
+            );
         }
-    }
-
-    /// `x = arange(…)/10` with PyTorch's shape, in row-major order.
-    fn arange(dev: &Cpu, shape: (usize, usize, usize, usize)) -> Kernels {
-        let n = shape.0 * shape.1 * shape.2 * shape.3;
-        dev.tensor_from_vec((0..n).map(|i| i as f32 / 10.0).collect(), shape)
     }
 
     /// PyTorch's `F.conv2d` on two cases, its output and the gradients of the image and
@@ -424,22 +421,16 @@ mod tests {
         ];
         let dev = Cpu::default();
         for (n, (x_shape, w_shape, spec, out, grad_x, grad_w)) in cases.into_iter().enumerate() {
-            let (x, w) = (arange(&dev, x_shape), arange(&dev, w_shape));
-            let y = conv2d(x.leaky_trace(), w.leaky_trace(), spec).unwrap();
-            assert_close_f32(&format!("case {n}: out"), &y.as_vec(), &out, 1e-5);
-            let r = arange(&dev, *y.shape());
-            let grads = (y * r).sum().backward();
-            assert_close_f32(
-                &format!("case {n}: ∂/∂x"),
-                &grads.get(&x).as_vec(),
-                &grad_x,
-                1e-5,
-            );
-            assert_close_f32(
-                &format!("case {n}: ∂/∂w"),
-                &grads.get(&w).as_vec(),
-                &grad_w,
-                1e-5,
+            assert_matches_pytorch(
+                &format!("case {n}"),
+                [arange(&dev, x_shape), arange(&dev, w_shape)],
+                |[x, w]| conv2d(x, w, spec).unwrap(),
+                &out,
+                [&grad_x, &grad_w],
+                Tolerance {
+                    values: 1e-5,
+                    gradients: 1e-5,
+                },
             );
         }
     }

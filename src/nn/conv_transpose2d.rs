@@ -255,7 +255,9 @@ impl<
 mod tests {
     use super::*;
     use crate::nn::conv2d;
-    use crate::testing::{assert_close, assert_close_f32, finite_differences, noise, weighted_sum};
+    use crate::testing::{
+        arange, assert_matches_pytorch, assert_matches_reference, noise, weighted_sum, Tolerance,
+    };
 
     /// (batch, in channels, h, w, out channels per group, kernel, spec)
     type Case = (usize, usize, usize, usize, usize, usize, ConvSpec);
@@ -287,14 +289,6 @@ mod tests {
         conv_transpose2d_reference(&x, &w, spec).as_vec()
     }
 
-    fn inputs(n: usize, case: &Case) -> (Vec<f32>, Vec<f32>) {
-        let &(b, c, h, wd, o_per, k, _) = case;
-        (
-            noise(b * c * h * wd, n as u64),
-            noise(c * o_per * k * k, 50 + n as u64),
-        )
-    }
-
     /// The values are the reference's, and the gradients the reference's by central
     /// differences (exact, up to rounding: the op is linear in its image and its kernels).
     #[test]
@@ -302,21 +296,23 @@ mod tests {
         let dev = Cpu::default();
         for (n, case) in cases().iter().enumerate() {
             let &(b, c, h, wd, o_per, k, spec) = case;
-            let what = format!("case {n}");
-            let (x, w) = inputs(n, case);
-            let xt = dev.tensor_from_vec(x.clone(), (b, c, h, wd));
-            let wt = dev.tensor_from_vec(w.clone(), (c, o_per, k, k));
-            let out = conv_transpose2d(xt.leaky_trace(), wt.leaky_trace(), spec).unwrap();
-            assert_close_f32(&what, &out.as_vec(), &reference(case, &x, &w), 1e-5);
-            let r = noise(out.shape().num_elements(), 90 + n as u64);
-            let rt = dev.tensor_from_vec(r.clone(), *out.shape());
-            let grads = (out * rt).sum().backward();
-            let loss_x = |x: &[f32]| weighted_sum(&reference(case, x, &w), &r);
-            let loss_w = |w: &[f32]| weighted_sum(&reference(case, &x, w), &r);
-            let expected_x = finite_differences(&x, 0.5, loss_x);
-            assert_close(&what, &grads.get(&xt).as_vec(), &expected_x, 1e-4);
-            let expected_w = finite_differences(&w, 0.5, loss_w);
-            assert_close(&what, &grads.get(&wt).as_vec(), &expected_w, 1e-4);
+            let x = noise(b * c * h * wd, n as u64);
+            let w = noise(c * o_per * k * k, 50 + n as u64);
+            assert_matches_reference(
+                &format!("case {n}"),
+                [
+                    dev.tensor_from_vec(x, (b, c, h, wd)),
+                    dev.tensor_from_vec(w, (c, o_per, k, k)),
+                ],
+                |[x, w]| conv_transpose2d(x, w, spec).unwrap(),
+                |[x, w]| reference(case, x, w),
+                90 + n as u64,
+                0.5,
+                Tolerance {
+                    values: 1e-5,
+                    gradients: 1e-4,
+                },
+            );
         }
     }
 
@@ -342,27 +338,17 @@ mod tests {
              vec![0.24, 0.36, 0.72, 0.84, 4.16, 4.6, 5.92, 6.36]),
         ];
         let dev = Cpu::default();
-        let arange = |shape: (usize, usize, usize, usize)| -> Kernels {
-            let n = shape.0 * shape.1 * shape.2 * shape.3;
-            dev.tensor_from_vec((0..n).map(|i| i as f32 / 10.0).collect(), shape)
-        };
         for (n, (x_shape, w_shape, spec, out, grad_x, grad_w)) in cases.into_iter().enumerate() {
-            let (x, w) = (arange(x_shape), arange(w_shape));
-            let y = conv_transpose2d(x.leaky_trace(), w.leaky_trace(), spec).unwrap();
-            assert_close_f32(&format!("case {n}: out"), &y.as_vec(), &out, 1e-5);
-            let r = arange(*y.shape());
-            let grads = (y * r).sum().backward();
-            assert_close_f32(
-                &format!("case {n}: ∂/∂x"),
-                &grads.get(&x).as_vec(),
-                &grad_x,
-                1e-5,
-            );
-            assert_close_f32(
-                &format!("case {n}: ∂/∂w"),
-                &grads.get(&w).as_vec(),
-                &grad_w,
-                1e-5,
+            assert_matches_pytorch(
+                &format!("case {n}"),
+                [arange(&dev, x_shape), arange(&dev, w_shape)],
+                |[x, w]| conv_transpose2d(x, w, spec).unwrap(),
+                &out,
+                [&grad_x, &grad_w],
+                Tolerance {
+                    values: 1e-5,
+                    gradients: 1e-5,
+                },
             );
         }
     }
