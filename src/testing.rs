@@ -57,6 +57,11 @@ type Images = crate::nn::Kernels;
 /// [`Images`] recorded on a tape.
 type Traced = Tensor<(usize, usize, usize, usize), f32, Cpu, OwnedTape<f32, Cpu>>;
 
+/// [`noise`] in the given shape.
+pub fn noise_images(dev: &Cpu, shape: (usize, usize, usize, usize), seed: u64) -> Images {
+    dev.tensor_from_vec(noise(shape.num_elements(), seed), shape)
+}
+
 /// `x = arange(…)/10` with PyTorch's shape, in row-major order: the inputs of the script
 /// in `conv2d`'s `matches_pytorch`, and the weights of its loss.
 pub fn arange(dev: &Cpu, shape: (usize, usize, usize, usize)) -> Images {
@@ -66,7 +71,6 @@ pub fn arange(dev: &Cpu, shape: (usize, usize, usize, usize)) -> Images {
 
 /// How close an op's output and its inputs' gradients must come to the expected ones, each
 /// value within `tol · (1 + |expected|)`.
-#[derive(Clone, Copy)]
 pub struct Tolerance {
     pub values: f64,
     pub gradients: f64,
@@ -82,51 +86,36 @@ fn output_and_gradients<const N: usize>(
     let out = op(inputs.each_ref().map(|x| x.leaky_trace()));
     let (values, r) = (out.as_vec(), weights(*out.shape()));
     let grads = (out * r.clone()).sum().backward();
-    (
-        values,
-        r.as_vec(),
-        inputs.each_ref().map(|x| grads.get(x).as_vec()),
-    )
+    let input_grads = inputs.each_ref().map(|x| grads.get(x).as_vec());
+    (values, r.as_vec(), input_grads)
 }
 
-/// A fast image op against its readable reference, a function of its inputs' values: the
-/// same output, and each input's gradient under Σ out · r (`r` seeded noise) the
-/// reference's by central differences with the given step.
+/// A fast image op against its readable reference: the same output, and each input's
+/// gradient under Σ out · r (`r` seeded noise) the reference's by central differences with
+/// the given step.
 pub fn assert_matches_reference<const N: usize>(
     what: &str,
     inputs: [Images; N],
     op: impl FnOnce([Traced; N]) -> Traced,
-    reference: impl Fn([&[f32]; N]) -> Vec<f32>,
+    reference: impl Fn([&Images; N]) -> Images,
     seed: u64,
     step: f32,
     tol: Tolerance,
 ) {
     let dev = inputs[0].device().clone();
-    let noise_like = |shape: (usize, usize, usize, usize)| {
-        dev.tensor_from_vec(noise(shape.num_elements(), seed), shape)
-    };
-    let (out, r, grads) = output_and_gradients(&inputs, op, noise_like);
-    let xs = inputs.each_ref().map(|x| x.as_vec());
-    let slices = xs.each_ref().map(|x| x.as_slice());
-    assert_close_f32(
-        &format!("{what}: out"),
-        &out,
-        &reference(slices),
-        tol.values,
-    );
+    let (out, r, grads) = output_and_gradients(&inputs, op, |s| noise_images(&dev, s, seed));
+    let expected = reference(inputs.each_ref()).as_vec();
+    assert_close_f32(&format!("{what}: out"), &out, &expected, tol.values);
     for (i, grad) in grads.iter().enumerate() {
         let loss = |probe: &[f32]| {
-            let mut args = slices;
-            args[i] = probe;
-            weighted_sum(&reference(args), &r)
+            let probe = dev.tensor_from_vec(probe.to_vec(), *inputs[i].shape());
+            let mut args = inputs.each_ref();
+            args[i] = &probe;
+            weighted_sum(&reference(args).as_vec(), &r)
         };
-        let expected = finite_differences(&xs[i], step, loss);
-        assert_close(
-            &format!("{what}: ∂/∂input {i}"),
-            grad,
-            &expected,
-            tol.gradients,
-        );
+        let expected = finite_differences(&inputs[i].as_vec(), step, loss);
+        let what = format!("{what}: ∂/∂input {i}");
+        assert_close(&what, grad, &expected, tol.gradients);
     }
 }
 

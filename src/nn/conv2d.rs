@@ -319,7 +319,7 @@ mod tests {
     use super::*;
     use crate::nn::conv::DIRECT_MAX_PATCH;
     use crate::testing::{
-        arange, assert_matches_pytorch, assert_matches_reference, noise, Tolerance,
+        arange, assert_matches_pytorch, assert_matches_reference, noise_images, Tolerance,
     };
 
     /// (batch, channels, height, width, out channels, kernel, spec)
@@ -346,32 +346,21 @@ mod tests {
         ]
     }
 
-    fn reference(case: &Case, x: &[f32], w: &[f32]) -> Vec<f32> {
-        let &(b, c, h, wd, o, k, spec) = case;
-        let dev = Cpu::default();
-        let x = dev.tensor_from_vec(x.to_vec(), (b, c, h, wd));
-        let w = dev.tensor_from_vec(w.to_vec(), (o, c / spec.groups, k, k));
-        conv2d_reference(&x, &w, spec).as_vec()
-    }
-
     /// On the direct path and on im2col's: the values are the reference's, and the
     /// gradients the reference's by central differences (exact, up to rounding, since a
     /// convolution is linear in its image and in its kernels).
     #[test]
     fn matches_the_reference_in_values_and_gradients() {
         let dev = Cpu::default();
-        for (n, case) in cases().iter().enumerate() {
-            let &(b, c, h, wd, o, k, spec) = case;
-            let x = noise(b * c * h * wd, n as u64);
-            let w = noise(o * c / spec.groups * k * k, 100 + n as u64);
+        for (n, &(b, c, h, wd, o, k, spec)) in cases().iter().enumerate() {
             assert_matches_reference(
                 &format!("case {n}"),
                 [
-                    dev.tensor_from_vec(x, (b, c, h, wd)),
-                    dev.tensor_from_vec(w, (o, c / spec.groups, k, k)),
+                    noise_images(&dev, (b, c, h, wd), n as u64),
+                    noise_images(&dev, (o, c / spec.groups, k, k), 100 + n as u64),
                 ],
                 |[x, w]| conv2d(x, w, spec).unwrap(),
-                |[x, w]| reference(case, x, w),
+                |[x, w]| conv2d_reference(x, w, spec),
                 200 + n as u64,
                 0.5,
                 Tolerance {

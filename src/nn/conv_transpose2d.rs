@@ -256,7 +256,8 @@ mod tests {
     use super::*;
     use crate::nn::conv2d;
     use crate::testing::{
-        arange, assert_matches_pytorch, assert_matches_reference, noise, weighted_sum, Tolerance,
+        arange, assert_matches_pytorch, assert_matches_reference, noise_images, weighted_sum,
+        Tolerance,
     };
 
     /// (batch, in channels, h, w, out channels per group, kernel, spec)
@@ -281,31 +282,20 @@ mod tests {
         ]
     }
 
-    fn reference(case: &Case, x: &[f32], w: &[f32]) -> Vec<f32> {
-        let &(b, c, h, wd, o_per, k, spec) = case;
-        let dev = Cpu::default();
-        let x = dev.tensor_from_vec(x.to_vec(), (b, c, h, wd));
-        let w = dev.tensor_from_vec(w.to_vec(), (c, o_per, k, k));
-        conv_transpose2d_reference(&x, &w, spec).as_vec()
-    }
-
     /// The values are the reference's, and the gradients the reference's by central
     /// differences (exact, up to rounding: the op is linear in its image and its kernels).
     #[test]
     fn matches_the_reference_in_values_and_gradients() {
         let dev = Cpu::default();
-        for (n, case) in cases().iter().enumerate() {
-            let &(b, c, h, wd, o_per, k, spec) = case;
-            let x = noise(b * c * h * wd, n as u64);
-            let w = noise(c * o_per * k * k, 50 + n as u64);
+        for (n, &(b, c, h, wd, o_per, k, spec)) in cases().iter().enumerate() {
             assert_matches_reference(
                 &format!("case {n}"),
                 [
-                    dev.tensor_from_vec(x, (b, c, h, wd)),
-                    dev.tensor_from_vec(w, (c, o_per, k, k)),
+                    noise_images(&dev, (b, c, h, wd), n as u64),
+                    noise_images(&dev, (c, o_per, k, k), 50 + n as u64),
                 ],
                 |[x, w]| conv_transpose2d(x, w, spec).unwrap(),
-                |[x, w]| reference(case, x, w),
+                |[x, w]| conv_transpose2d_reference(x, w, spec),
                 90 + n as u64,
                 0.5,
                 Tolerance {
@@ -358,10 +348,10 @@ mod tests {
         // <conv(x, w), y> = <x, conv_transpose(y, w)>: the same kernels map back.
         let dev = Cpu::default();
         let spec = ConvSpec::default().stride(2).padding(1);
-        let x = dev.tensor_from_vec(noise(2 * 3 * 7 * 7, 1), (2, 3, 7, 7));
-        let w = dev.tensor_from_vec(noise(4 * 3 * 3 * 3, 2), (4, 3, 3, 3));
+        let x = noise_images(&dev, (2, 3, 7, 7), 1);
+        let w = noise_images(&dev, (4, 3, 3, 3), 2);
         let y = conv2d(x.clone(), w.clone(), spec).unwrap();
-        let r = dev.tensor_from_vec(noise(y.shape().num_elements(), 3), *y.shape());
+        let r = noise_images(&dev, *y.shape(), 3);
         let back = conv_transpose2d(r.clone(), w, spec).unwrap();
         assert_eq!(*back.shape(), (2, 3, 7, 7), "7 → 4 → 7");
         let lhs = weighted_sum(&y.as_vec(), &r.as_vec());

@@ -232,24 +232,13 @@ mod tests {
         x
     }
 
-    fn reference(
-        case: (usize, usize, usize, usize, usize, usize, usize),
-        kind: Pool,
-        x: &[f32],
-    ) -> Vec<f32> {
-        let (b, c, h, w, k, s, p) = case;
-        let x = Cpu::default().tensor_from_vec(x.to_vec(), (b, c, h, w));
-        pool2d_reference(&x, kind, k, s, p).as_vec()
-    }
-
     /// The values are the reference's, and the gradients the reference's by central
     /// differences.
     #[test]
     fn matches_the_reference_in_values_and_gradients() {
         let dev = Cpu::default();
         for kind in [Pool::Max, Pool::Avg] {
-            for (n, &case) in CASES.iter().enumerate() {
-                let (b, c, h, w, k, s, p) = case;
+            for (n, &(b, c, h, w, k, s, p)) in CASES.iter().enumerate() {
                 let x = distinct(b * c * h * w, n as u64);
                 // Max pooling is linear between ties: a step under half the spacing of the
                 // values keeps every maximum in place.
@@ -258,7 +247,7 @@ mod tests {
                     &format!("{kind:?} case {n}"),
                     [dev.tensor_from_vec(x, (b, c, h, w))],
                     |[x]| pool2d(x, kind, k, s, p).unwrap(),
-                    |[x]| reference(case, kind, x),
+                    |[x]| pool2d_reference(x, kind, k, s, p),
                     10 + n as u64,
                     step,
                     Tolerance {
