@@ -8,9 +8,26 @@ use super::direct::Correlation;
 use super::im2col::Plane;
 use super::matmul::{matmul, Mat};
 use super::op::chunks_per_task;
+use dfdx::prelude::*;
+use rand_distr::{uniform::SampleUniform, Uniform};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
+
+/// Resets a convolution layer's weight `A × B × K × K` uniform in ±1/√(B·K·K): PyTorch's
+/// default for `Conv2d` (`A` out, `B` in) and `ConvTranspose2d` (`A` in, `B` out) alike,
+/// Kaiming-uniform (He et al., 2015) with its gain, the fan-in taken from every axis but
+/// the first.
+pub(super) fn reset_uniform<const A: usize, const B: usize, const K: usize, E, D>(
+    w: &mut Tensor<Rank4<A, B, K, K>, E, D>,
+) -> Result<(), D::Err>
+where
+    E: Dtype + num_traits::Float + SampleUniform,
+    D: Device<E>,
+{
+    let bound = E::ONE / E::from_usize(B * K * K).unwrap().sqrt();
+    w.try_fill_with_distr(Uniform::new(-bound, bound))
+}
 
 /// The sizes of one convolution: `batch` images, each `groups` groups of
 /// `plane.channels` channels, each group filtered by `out_per_group` kernels. Its three

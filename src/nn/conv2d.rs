@@ -3,14 +3,13 @@
 //! all, and the backward pass is two more products plus the adjoint of im2col.
 //! Taught in notebook 04 (convolutional networks).
 
-use super::conv::Conv;
+use super::conv::{reset_uniform, Conv};
 use super::im2col::{Plane, Window};
 use super::op::{layer_result, output_buffer, param, record, shape_error, too_small, values};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
-use rand_distr::Uniform;
 
 /// Stride, padding, dilation and groups of a convolution, named as in PyTorch's
 /// `nn.Conv2d`. The kernel size comes from the weight's shape.
@@ -275,10 +274,7 @@ impl<
                 "weight",
                 |s| &s.weight,
                 |s| &mut s.weight,
-                TensorOptions::reset_with(|t| {
-                    let bound = E::ONE / E::from_usize(I * K * K).unwrap().sqrt();
-                    t.try_fill_with_distr(Uniform::new(-bound, bound))
-                }),
+                TensorOptions::reset_with(reset_uniform),
             ),
             |weight| Conv2D { weight },
         )

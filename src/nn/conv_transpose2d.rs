@@ -4,7 +4,7 @@
 //! as [`conv2d`](super::conv2d), in another order: its forward is a convolution's input
 //! gradient, its input gradient a convolution's forward.
 
-use super::conv::Conv;
+use super::conv::{reset_uniform, Conv};
 use super::conv2d::{ConvSpec, Kernels};
 use super::im2col::Plane;
 use super::op::{layer_result, output_buffer, param, record, shape_error, values};
@@ -12,7 +12,6 @@ use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
-use rand_distr::Uniform;
 
 /// Transposed convolution of `x` (batch × channels × h × w) with kernels `w` (channels ×
 /// out channels per group × k × k, PyTorch's layout), recorded on the tape. The output is
@@ -213,10 +212,7 @@ impl<
                 "weight",
                 |s| &s.weight,
                 |s| &mut s.weight,
-                TensorOptions::reset_with(|t| {
-                    let bound = E::ONE / E::from_usize(O * K * K).unwrap().sqrt();
-                    t.try_fill_with_distr(Uniform::new(-bound, bound))
-                }),
+                TensorOptions::reset_with(reset_uniform),
             ),
             |weight| ConvTranspose2D { weight },
         )
