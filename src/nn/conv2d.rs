@@ -176,39 +176,7 @@ pub fn conv2d_reference(
 /// at run time.
 pub type Kernels = Tensor<(usize, usize, usize, usize), f32, Cpu>;
 
-pub mod builder {
-    /// Builds a [`super::Conv2D`]; see there for the parameters.
-    #[derive(Debug, Clone, Copy)]
-    pub struct Conv2D<
-        const I: usize,
-        const O: usize,
-        const K: usize,
-        const S: usize = 1,
-        const P: usize = 0,
-        const L: usize = 1,
-        const G: usize = 1,
-    >;
-}
-
-impl<
-        const I: usize,
-        const O: usize,
-        const K: usize,
-        const S: usize,
-        const P: usize,
-        const L: usize,
-        const G: usize,
-        E: Dtype,
-        D: Device<E>,
-    > BuildOnDevice<D, E> for builder::Conv2D<I, O, K, S, P, L, G>
-where
-    Conv2D<I, O, K, S, P, L, G, E, D>: BuildModule<D, E>,
-{
-    type Built = Conv2D<I, O, K, S, P, L, G, E, D>;
-    fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
-        Self::Built::try_build(device)
-    }
-}
+builder!(Conv2D<I, O, K, S = 1, P = 0, L = 1, G = 1>);
 
 /// A 2-D convolution layer without bias (pair it with dfdx's `Bias2D<O>`, as dfdx's own
 /// Conv2D does): `O` kernels of `K×K`, moved `S` pixels at a time (stride), over images

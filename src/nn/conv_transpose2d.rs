@@ -124,37 +124,7 @@ pub fn conv_transpose2d_reference(
     x.device().tensor_from_vec(out, (b, o, oh, ow))
 }
 
-pub mod builder {
-    /// Builds a [`super::ConvTranspose2D`]; see there for the parameters.
-    #[derive(Debug, Clone, Copy)]
-    pub struct ConvTranspose2D<
-        const I: usize,
-        const O: usize,
-        const K: usize,
-        const S: usize = 1,
-        const P: usize = 0,
-        const L: usize = 1,
-    >;
-}
-
-impl<
-        const I: usize,
-        const O: usize,
-        const K: usize,
-        const S: usize,
-        const P: usize,
-        const L: usize,
-        E: Dtype,
-        D: Device<E>,
-    > BuildOnDevice<D, E> for builder::ConvTranspose2D<I, O, K, S, P, L>
-where
-    ConvTranspose2D<I, O, K, S, P, L, E, D>: BuildModule<D, E>,
-{
-    type Built = ConvTranspose2D<I, O, K, S, P, L, E, D>;
-    fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
-        Self::Built::try_build(device)
-    }
-}
+builder!(ConvTranspose2D<I, O, K, S = 1, P = 0, L = 1>);
 
 /// A transposed convolution layer without bias (pair it with dfdx's `Bias2D<O>`): `I`
 /// channels in, `O` out, `K×K` kernels, stride `S`, padding `P`, dilation `L`; the weight
