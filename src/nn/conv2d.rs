@@ -3,9 +3,9 @@
 //! all, and the backward pass is two more products plus the adjoint of im2col.
 //! Taught in notebook 04 (convolutional networks).
 
-use super::conv::{reset_uniform, Conv};
+use super::conv::{record_with_kernels, reset_uniform, Conv};
 use super::im2col::{Plane, Window};
-use super::op::{layer_result, output_buffer, param, record, shape_error, too_small, values};
+use super::op::{layer_result, shape_error, too_small};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
@@ -106,24 +106,17 @@ where
         out_per_group: out_channels / spec.groups,
         plane,
     };
-    let (x, tape) = x.try_contiguous()?.split_tape();
-    let (w, w_tape) = w.try_contiguous()?.split_tape();
-    let (x_values, w_values) = (values(&x), values(&w));
-    let mut out = output_buffer(x.device(), batch * conv.out_len())?;
-    conv.forward(&x_values, &w_values, &mut out);
-    let shape = (x.shape().0, w.shape().0, plane.out_h, plane.out_w);
-    let out = record(
-        &x,
-        [param(&w)],
-        tape.merge(w_tape),
-        out,
-        shape,
-        move |g, gx, [gw]| {
-            conv.weight_grad(&x_values, g, gw);
-            conv.input_grad(&w_values, g, gx);
+    let out_shape = (w.shape().0, plane.out_h, plane.out_w);
+    record_with_kernels(
+        x,
+        w,
+        out_shape,
+        |x, w, out| conv.forward(x, w, out),
+        move |x, w, g, gx, gw| {
+            conv.weight_grad(x, g, gw);
+            conv.input_grad(w, g, gx);
         },
-    )?;
-    Ok(out)
+    )
 }
 
 /// The readable version of [`conv2d`]: its definition as plain loops, each output

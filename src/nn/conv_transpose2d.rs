@@ -4,10 +4,10 @@
 //! as [`conv2d`](super::conv2d), in another order: its forward is a convolution's input
 //! gradient, its input gradient a convolution's forward.
 
-use super::conv::{reset_uniform, Conv};
+use super::conv::{record_with_kernels, reset_uniform, Conv};
 use super::conv2d::{ConvSpec, Kernels};
 use super::im2col::Plane;
-use super::op::{layer_result, output_buffer, param, record, shape_error, values};
+use super::op::{layer_result, shape_error};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
@@ -67,21 +67,13 @@ where
         out_per_group: in_channels / spec.groups,
         plane,
     };
-    let (x, tape) = x.try_contiguous()?.split_tape();
-    let (w, w_tape) = w.try_contiguous()?.split_tape();
-    let (x_values, w_values) = (values(&x), values(&w));
-    let mut out = output_buffer(x.device(), batch * spec.groups * plane.image_len())?;
-    conv.input_grad(&w_values, &x_values, &mut out);
-    let shape = (x.shape().0, spec.groups * per_group, out_h, out_w);
-    let out = record(
-        &x,
-        [param(&w)],
-        tape.merge(w_tape),
-        out,
-        shape,
-        move |g, gx, [gw]| conv.forward_and_weight_grad(g, &w_values, gx, &x_values, gw),
-    )?;
-    Ok(out)
+    record_with_kernels(
+        x,
+        w,
+        (spec.groups * per_group, out_h, out_w),
+        |x, w, out| conv.input_grad(w, x, out),
+        move |x, w, g, gx, gw| conv.forward_and_weight_grad(g, w, gx, x, gw),
+    )
 }
 
 /// The readable version of [`conv_transpose2d`]: its definition as plain loops, every
