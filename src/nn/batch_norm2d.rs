@@ -8,18 +8,7 @@ use super::op::{output_buffer, param, record, values};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 
-pub mod builder {
-    /// Builds a [`super::BatchNorm2D`]; see there.
-    #[derive(Debug, Clone, Copy)]
-    pub struct BatchNorm2D<const C: usize>;
-}
-
-impl<const C: usize, E: Dtype, D: Device<E>> BuildOnDevice<D, E> for builder::BatchNorm2D<C> {
-    type Built = BatchNorm2D<C, E, D>;
-    fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
-        Self::Built::try_build(device)
-    }
-}
+builder!(BatchNorm2D<C>);
 
 /// Batch normalisation of `(batch, C, height, width)` images: each channel shifted and
 /// scaled to mean 0 and variance 1 over the batch and its pixels, then scaled by `scale`

@@ -7,18 +7,7 @@ use super::op::{output_buffer, param, record, values};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 
-pub mod builder {
-    /// Builds a [`super::Bias2D`]; see there.
-    #[derive(Debug, Clone, Copy)]
-    pub struct Bias2D<const C: usize>;
-}
-
-impl<const C: usize, E: Dtype, D: Device<E>> BuildOnDevice<D, E> for builder::Bias2D<C> {
-    type Built = Bias2D<C, E, D>;
-    fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
-        Self::Built::try_build(device)
-    }
-}
+builder!(Bias2D<C>);
 
 /// Adds `bias[c]` to every pixel of channel `c` of `(batch, C, height, width)` images:
 /// our convolutions have no bias of their own, as dfdx's do not. Starts at zero, as

@@ -7,10 +7,62 @@
 use super::direct::Correlation;
 use super::im2col::Plane;
 use super::matmul::{matmul, Mat};
-use super::op::chunks_per_task;
+use super::op::{chunks_per_task, output_buffer, param, record, values};
+use super::Images;
+use crate::Error;
+use dfdx::prelude::*;
+use rand_distr::{uniform::SampleUniform, Uniform};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
+
+/// Resets a convolution layer's weight `A × B × K × K` uniform in ±1/√(B·K·K): PyTorch's
+/// default for `Conv2d` (`A` out, `B` in) and `ConvTranspose2d` (`A` in, `B` out) alike,
+/// Kaiming-uniform (He et al., 2015) with its gain, the fan-in taken from every axis but
+/// the first.
+pub(super) fn reset_uniform<const A: usize, const B: usize, const K: usize, E, D>(
+    w: &mut Tensor<Rank4<A, B, K, K>, E, D>,
+) -> Result<(), D::Err>
+where
+    E: Dtype + num_traits::Float + SampleUniform,
+    D: Device<E>,
+{
+    let bound = E::ONE / E::from_usize(B * K * K).unwrap().sqrt();
+    w.try_fill_with_distr(Uniform::new(-bound, bound))
+}
+
+/// What [`conv2d`](super::conv2d) and [`conv_transpose2d`](super::conv_transpose2d) share
+/// once their shapes are checked: the values of the images `x` and the kernels `w`, the
+/// output `(batch, channels, out_h, out_w)` that `forward(x, w, out)` fills, and its
+/// recording on the merged tapes, `backward(x, w, grad_out, grad_x, grad_w)` adding to the
+/// gradients.
+pub(super) fn record_with_kernels<B: Dim, C: Dim, H: Dim, W: Dim, Ks: Shape, O: Dim, T, R>(
+    x: Tensor<(B, C, H, W), f32, Cpu, T>,
+    w: Tensor<Ks, f32, Cpu, R>,
+    (channels, out_h, out_w): (O, usize, usize),
+    forward: impl FnOnce(&[f32], &[f32], &mut [f32]),
+    backward: impl FnOnce(&[f32], &[f32], &[f32], &mut [f32], &mut [f32]) + 'static,
+) -> Result<Images<B, O, T>, Error>
+where
+    T: Tape<f32, Cpu> + Merge<R>,
+    R: Tape<f32, Cpu>,
+{
+    let (x, tape) = x.try_contiguous()?.split_tape();
+    let (w, w_tape) = w.try_contiguous()?.split_tape();
+    let (x_values, w_values) = (values(&x), values(&w));
+    let shape = (x.shape().0, channels, out_h, out_w);
+    let mut out = output_buffer(x.device(), shape.num_elements())?;
+    forward(&x_values, &w_values, &mut out);
+    let out = record(
+        &x,
+        [param(&w)],
+        tape.merge(w_tape),
+        out,
+        shape,
+        move |g, gx, [gw]| backward(&x_values, &w_values, g, gx, gw),
+    )?;
+    Ok(out)
+}
 
 /// The sizes of one convolution: `batch` images, each `groups` groups of
 /// `plane.channels` channels, each group filtered by `out_per_group` kernels. Its three

@@ -3,14 +3,13 @@
 //! all, and the backward pass is two more products plus the adjoint of im2col.
 //! Taught in notebook 04 (convolutional networks).
 
-use super::conv::Conv;
+use super::conv::{record_with_kernels, reset_uniform, Conv};
 use super::im2col::{Plane, Window};
-use super::op::{layer_result, output_buffer, param, record, shape_error, too_small, values};
+use super::op::{layer_result, shape_error, too_small};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
-use rand_distr::Uniform;
 
 /// Stride, padding, dilation and groups of a convolution, named as in PyTorch's
 /// `nn.Conv2d`. The kernel size comes from the weight's shape.
@@ -107,24 +106,17 @@ where
         out_per_group: out_channels / spec.groups,
         plane,
     };
-    let (x, tape) = x.try_contiguous()?.split_tape();
-    let (w, w_tape) = w.try_contiguous()?.split_tape();
-    let (x_values, w_values) = (values(&x), values(&w));
-    let mut out = output_buffer(x.device(), batch * conv.out_len())?;
-    conv.forward(&x_values, &w_values, &mut out);
-    let shape = (x.shape().0, w.shape().0, plane.out_h, plane.out_w);
-    let out = record(
-        &x,
-        [param(&w)],
-        tape.merge(w_tape),
-        out,
-        shape,
-        move |g, gx, [gw]| {
-            conv.weight_grad(&x_values, g, gw);
-            conv.input_grad(&w_values, g, gx);
+    let out_shape = (w.shape().0, plane.out_h, plane.out_w);
+    record_with_kernels(
+        x,
+        w,
+        out_shape,
+        |x, w, out| conv.forward(x, w, out),
+        move |x, w, g, gx, gw| {
+            conv.weight_grad(x, g, gw);
+            conv.input_grad(w, g, gx);
         },
-    )?;
-    Ok(out)
+    )
 }
 
 /// The readable version of [`conv2d`]: its definition as plain loops, each output
@@ -177,39 +169,7 @@ pub fn conv2d_reference(
 /// at run time.
 pub type Kernels = Tensor<(usize, usize, usize, usize), f32, Cpu>;
 
-pub mod builder {
-    /// Builds a [`super::Conv2D`]; see there for the parameters.
-    #[derive(Debug, Clone, Copy)]
-    pub struct Conv2D<
-        const I: usize,
-        const O: usize,
-        const K: usize,
-        const S: usize = 1,
-        const P: usize = 0,
-        const L: usize = 1,
-        const G: usize = 1,
-    >;
-}
-
-impl<
-        const I: usize,
-        const O: usize,
-        const K: usize,
-        const S: usize,
-        const P: usize,
-        const L: usize,
-        const G: usize,
-        E: Dtype,
-        D: Device<E>,
-    > BuildOnDevice<D, E> for builder::Conv2D<I, O, K, S, P, L, G>
-where
-    Conv2D<I, O, K, S, P, L, G, E, D>: BuildModule<D, E>,
-{
-    type Built = Conv2D<I, O, K, S, P, L, G, E, D>;
-    fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
-        Self::Built::try_build(device)
-    }
-}
+builder!(Conv2D<I, O, K, S = 1, P = 0, L = 1, G = 1>);
 
 /// A 2-D convolution layer without bias (pair it with dfdx's `Bias2D<O>`, as dfdx's own
 /// Conv2D does): `O` kernels of `K×K`, moved `S` pixels at a time (stride), over images
@@ -275,10 +235,7 @@ impl<
                 "weight",
                 |s| &s.weight,
                 |s| &mut s.weight,
-                TensorOptions::reset_with(|t| {
-                    let bound = E::ONE / E::from_usize(I * K * K).unwrap().sqrt();
-                    t.try_fill_with_distr(Uniform::new(-bound, bound))
-                }),
+                TensorOptions::reset_with(reset_uniform),
             ),
             |weight| Conv2D { weight },
         )
@@ -318,7 +275,9 @@ impl<
 mod tests {
     use super::*;
     use crate::nn::conv::DIRECT_MAX_PATCH;
-    use crate::testing::{assert_close, assert_close_f32, finite_differences, noise, weighted_sum};
+    use crate::testing::{
+        arange, assert_matches_pytorch, assert_matches_reference, noise_images, Tolerance,
+    };
 
     /// (batch, channels, height, width, out channels, kernel, spec)
     type Case = (usize, usize, usize, usize, usize, usize, ConvSpec);
@@ -344,45 +303,29 @@ mod tests {
         ]
     }
 
-    fn reference(case: &Case, x: &[f32], w: &[f32]) -> Vec<f32> {
-        let &(b, c, h, wd, o, k, spec) = case;
-        let dev = Cpu::default();
-        let x = dev.tensor_from_vec(x.to_vec(), (b, c, h, wd));
-        let w = dev.tensor_from_vec(w.to_vec(), (o, c / spec.groups, k, k));
-        conv2d_reference(&x, &w, spec).as_vec()
-    }
-
     /// On the direct path and on im2col's: the values are the reference's, and the
     /// gradients the reference's by central differences (exact, up to rounding, since a
     /// convolution is linear in its image and in its kernels).
     #[test]
     fn matches_the_reference_in_values_and_gradients() {
         let dev = Cpu::default();
-        for (n, case) in cases().iter().enumerate() {
-            let &(b, c, h, wd, o, k, spec) = case;
-            let what = format!("case {n}");
-            let x = noise(b * c * h * wd, n as u64);
-            let w = noise(o * c / spec.groups * k * k, 100 + n as u64);
-            let xt = dev.tensor_from_vec(x.clone(), (b, c, h, wd));
-            let wt = dev.tensor_from_vec(w.clone(), (o, c / spec.groups, k, k));
-            let out = conv2d(xt.leaky_trace(), wt.leaky_trace(), spec).unwrap();
-            assert_close_f32(&what, &out.as_vec(), &reference(case, &x, &w), 1e-5);
-            let r = noise(out.shape().num_elements(), 200 + n as u64);
-            let rt = dev.tensor_from_vec(r.clone(), *out.shape());
-            let grads = (out * rt).sum().backward();
-            let loss_x = |x: &[f32]| weighted_sum(&reference(case, x, &w), &r);
-            let loss_w = |w: &[f32]| weighted_sum(&reference(case, &x, w), &r);
-            let expected_x = finite_differences(&x, 0.5, loss_x);
-            assert_close(&what, &grads.get(&xt).as_vec(), &expected_x, 1e-4);
-            let expected_w = finite_differences(&w, 0.5, loss_w);
-            assert_close(&what, &grads.get(&wt).as_vec(), &expected_w, 1e-4);
+        for (n, &(b, c, h, wd, o, k, spec)) in cases().iter().enumerate() {
+            assert_matches_reference(
+                &format!("case {n}"),
+                [
+                    noise_images(&dev, (b, c, h, wd), n as u64),
+                    noise_images(&dev, (o, c / spec.groups, k, k), 100 + n as u64),
+                ],
+                |[x, w]| conv2d(x, w, spec).unwrap(),
+                |[x, w]| conv2d_reference(x, w, spec),
+                200 + n as u64,
+                0.5,
+                Tolerance {
+                    values: 1e-5,
+                    gradients: 1e-4,
+                },
+            );
         }
-    }
-
-    /// `x = arange(…)/10` with PyTorch's shape, in row-major order.
-    fn arange(dev: &Cpu, shape: (usize, usize, usize, usize)) -> Kernels {
-        let n = shape.0 * shape.1 * shape.2 * shape.3;
-        dev.tensor_from_vec((0..n).map(|i| i as f32 / 10.0).collect(), shape)
     }
 
     /// PyTorch's `F.conv2d` on two cases, its output and the gradients of the image and
@@ -424,22 +367,16 @@ mod tests {
         ];
         let dev = Cpu::default();
         for (n, (x_shape, w_shape, spec, out, grad_x, grad_w)) in cases.into_iter().enumerate() {
-            let (x, w) = (arange(&dev, x_shape), arange(&dev, w_shape));
-            let y = conv2d(x.leaky_trace(), w.leaky_trace(), spec).unwrap();
-            assert_close_f32(&format!("case {n}: out"), &y.as_vec(), &out, 1e-5);
-            let r = arange(&dev, *y.shape());
-            let grads = (y * r).sum().backward();
-            assert_close_f32(
-                &format!("case {n}: ∂/∂x"),
-                &grads.get(&x).as_vec(),
-                &grad_x,
-                1e-5,
-            );
-            assert_close_f32(
-                &format!("case {n}: ∂/∂w"),
-                &grads.get(&w).as_vec(),
-                &grad_w,
-                1e-5,
+            assert_matches_pytorch(
+                &format!("case {n}"),
+                [arange(&dev, x_shape), arange(&dev, w_shape)],
+                |[x, w]| conv2d(x, w, spec).unwrap(),
+                &out,
+                [&grad_x, &grad_w],
+                Tolerance {
+                    values: 1e-5,
+                    gradients: 1e-5,
+                },
             );
         }
     }

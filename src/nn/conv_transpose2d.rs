@@ -4,15 +4,14 @@
 //! as [`conv2d`](super::conv2d), in another order: its forward is a convolution's input
 //! gradient, its input gradient a convolution's forward.
 
-use super::conv::Conv;
+use super::conv::{record_with_kernels, reset_uniform, Conv};
 use super::conv2d::{ConvSpec, Kernels};
 use super::im2col::Plane;
-use super::op::{layer_result, output_buffer, param, record, shape_error, values};
+use super::op::{layer_result, shape_error};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
-use rand_distr::Uniform;
 
 /// Transposed convolution of `x` (batch × channels × h × w) with kernels `w` (channels ×
 /// out channels per group × k × k, PyTorch's layout), recorded on the tape. The output is
@@ -68,21 +67,13 @@ where
         out_per_group: in_channels / spec.groups,
         plane,
     };
-    let (x, tape) = x.try_contiguous()?.split_tape();
-    let (w, w_tape) = w.try_contiguous()?.split_tape();
-    let (x_values, w_values) = (values(&x), values(&w));
-    let mut out = output_buffer(x.device(), batch * spec.groups * plane.image_len())?;
-    conv.input_grad(&w_values, &x_values, &mut out);
-    let shape = (x.shape().0, spec.groups * per_group, out_h, out_w);
-    let out = record(
-        &x,
-        [param(&w)],
-        tape.merge(w_tape),
-        out,
-        shape,
-        move |g, gx, [gw]| conv.forward_and_weight_grad(g, &w_values, gx, &x_values, gw),
-    )?;
-    Ok(out)
+    record_with_kernels(
+        x,
+        w,
+        (spec.groups * per_group, out_h, out_w),
+        |x, w, out| conv.input_grad(w, x, out),
+        move |x, w, g, gx, gw| conv.forward_and_weight_grad(g, w, gx, x, gw),
+    )
 }
 
 /// The readable version of [`conv_transpose2d`]: its definition as plain loops, every
@@ -125,37 +116,7 @@ pub fn conv_transpose2d_reference(
     x.device().tensor_from_vec(out, (b, o, oh, ow))
 }
 
-pub mod builder {
-    /// Builds a [`super::ConvTranspose2D`]; see there for the parameters.
-    #[derive(Debug, Clone, Copy)]
-    pub struct ConvTranspose2D<
-        const I: usize,
-        const O: usize,
-        const K: usize,
-        const S: usize = 1,
-        const P: usize = 0,
-        const L: usize = 1,
-    >;
-}
-
-impl<
-        const I: usize,
-        const O: usize,
-        const K: usize,
-        const S: usize,
-        const P: usize,
-        const L: usize,
-        E: Dtype,
-        D: Device<E>,
-    > BuildOnDevice<D, E> for builder::ConvTranspose2D<I, O, K, S, P, L>
-where
-    ConvTranspose2D<I, O, K, S, P, L, E, D>: BuildModule<D, E>,
-{
-    type Built = ConvTranspose2D<I, O, K, S, P, L, E, D>;
-    fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
-        Self::Built::try_build(device)
-    }
-}
+builder!(ConvTranspose2D<I, O, K, S = 1, P = 0, L = 1>);
 
 /// A transposed convolution layer without bias (pair it with dfdx's `Bias2D<O>`): `I`
 /// channels in, `O` out, `K×K` kernels, stride `S`, padding `P`, dilation `L`; the weight
@@ -213,10 +174,7 @@ impl<
                 "weight",
                 |s| &s.weight,
                 |s| &mut s.weight,
-                TensorOptions::reset_with(|t| {
-                    let bound = E::ONE / E::from_usize(O * K * K).unwrap().sqrt();
-                    t.try_fill_with_distr(Uniform::new(-bound, bound))
-                }),
+                TensorOptions::reset_with(reset_uniform),
             ),
             |weight| ConvTranspose2D { weight },
         )
@@ -255,7 +213,10 @@ impl<
 mod tests {
     use super::*;
     use crate::nn::conv2d;
-    use crate::testing::{assert_close, assert_close_f32, finite_differences, noise, weighted_sum};
+    use crate::testing::{
+        arange, assert_matches_pytorch, assert_matches_reference, noise_images, weighted_sum,
+        Tolerance,
+    };
 
     /// (batch, in channels, h, w, out channels per group, kernel, spec)
     type Case = (usize, usize, usize, usize, usize, usize, ConvSpec);
@@ -279,44 +240,27 @@ mod tests {
         ]
     }
 
-    fn reference(case: &Case, x: &[f32], w: &[f32]) -> Vec<f32> {
-        let &(b, c, h, wd, o_per, k, spec) = case;
-        let dev = Cpu::default();
-        let x = dev.tensor_from_vec(x.to_vec(), (b, c, h, wd));
-        let w = dev.tensor_from_vec(w.to_vec(), (c, o_per, k, k));
-        conv_transpose2d_reference(&x, &w, spec).as_vec()
-    }
-
-    fn inputs(n: usize, case: &Case) -> (Vec<f32>, Vec<f32>) {
-        let &(b, c, h, wd, o_per, k, _) = case;
-        (
-            noise(b * c * h * wd, n as u64),
-            noise(c * o_per * k * k, 50 + n as u64),
-        )
-    }
-
     /// The values are the reference's, and the gradients the reference's by central
     /// differences (exact, up to rounding: the op is linear in its image and its kernels).
     #[test]
     fn matches_the_reference_in_values_and_gradients() {
         let dev = Cpu::default();
-        for (n, case) in cases().iter().enumerate() {
-            let &(b, c, h, wd, o_per, k, spec) = case;
-            let what = format!("case {n}");
-            let (x, w) = inputs(n, case);
-            let xt = dev.tensor_from_vec(x.clone(), (b, c, h, wd));
-            let wt = dev.tensor_from_vec(w.clone(), (c, o_per, k, k));
-            let out = conv_transpose2d(xt.leaky_trace(), wt.leaky_trace(), spec).unwrap();
-            assert_close_f32(&what, &out.as_vec(), &reference(case, &x, &w), 1e-5);
-            let r = noise(out.shape().num_elements(), 90 + n as u64);
-            let rt = dev.tensor_from_vec(r.clone(), *out.shape());
-            let grads = (out * rt).sum().backward();
-            let loss_x = |x: &[f32]| weighted_sum(&reference(case, x, &w), &r);
-            let loss_w = |w: &[f32]| weighted_sum(&reference(case, &x, w), &r);
-            let expected_x = finite_differences(&x, 0.5, loss_x);
-            assert_close(&what, &grads.get(&xt).as_vec(), &expected_x, 1e-4);
-            let expected_w = finite_differences(&w, 0.5, loss_w);
-            assert_close(&what, &grads.get(&wt).as_vec(), &expected_w, 1e-4);
+        for (n, &(b, c, h, wd, o_per, k, spec)) in cases().iter().enumerate() {
+            assert_matches_reference(
+                &format!("case {n}"),
+                [
+                    noise_images(&dev, (b, c, h, wd), n as u64),
+                    noise_images(&dev, (c, o_per, k, k), 50 + n as u64),
+                ],
+                |[x, w]| conv_transpose2d(x, w, spec).unwrap(),
+                |[x, w]| conv_transpose2d_reference(x, w, spec),
+                90 + n as u64,
+                0.5,
+                Tolerance {
+                    values: 1e-5,
+                    gradients: 1e-4,
+                },
+            );
         }
     }
 
@@ -342,27 +286,17 @@ mod tests {
              vec![0.24, 0.36, 0.72, 0.84, 4.16, 4.6, 5.92, 6.36]),
         ];
         let dev = Cpu::default();
-        let arange = |shape: (usize, usize, usize, usize)| -> Kernels {
-            let n = shape.0 * shape.1 * shape.2 * shape.3;
-            dev.tensor_from_vec((0..n).map(|i| i as f32 / 10.0).collect(), shape)
-        };
         for (n, (x_shape, w_shape, spec, out, grad_x, grad_w)) in cases.into_iter().enumerate() {
-            let (x, w) = (arange(x_shape), arange(w_shape));
-            let y = conv_transpose2d(x.leaky_trace(), w.leaky_trace(), spec).unwrap();
-            assert_close_f32(&format!("case {n}: out"), &y.as_vec(), &out, 1e-5);
-            let r = arange(*y.shape());
-            let grads = (y * r).sum().backward();
-            assert_close_f32(
-                &format!("case {n}: ∂/∂x"),
-                &grads.get(&x).as_vec(),
-                &grad_x,
-                1e-5,
-            );
-            assert_close_f32(
-                &format!("case {n}: ∂/∂w"),
-                &grads.get(&w).as_vec(),
-                &grad_w,
-                1e-5,
+            assert_matches_pytorch(
+                &format!("case {n}"),
+                [arange(&dev, x_shape), arange(&dev, w_shape)],
+                |[x, w]| conv_transpose2d(x, w, spec).unwrap(),
+                &out,
+                [&grad_x, &grad_w],
+                Tolerance {
+                    values: 1e-5,
+                    gradients: 1e-5,
+                },
             );
         }
     }
@@ -372,10 +306,10 @@ mod tests {
         // <conv(x, w), y> = <x, conv_transpose(y, w)>: the same kernels map back.
         let dev = Cpu::default();
         let spec = ConvSpec::default().stride(2).padding(1);
-        let x = dev.tensor_from_vec(noise(2 * 3 * 7 * 7, 1), (2, 3, 7, 7));
-        let w = dev.tensor_from_vec(noise(4 * 3 * 3 * 3, 2), (4, 3, 3, 3));
+        let x = noise_images(&dev, (2, 3, 7, 7), 1);
+        let w = noise_images(&dev, (4, 3, 3, 3), 2);
         let y = conv2d(x.clone(), w.clone(), spec).unwrap();
-        let r = dev.tensor_from_vec(noise(y.shape().num_elements(), 3), *y.shape());
+        let r = noise_images(&dev, *y.shape(), 3);
         let back = conv_transpose2d(r.clone(), w, spec).unwrap();
         assert_eq!(*back.shape(), (2, 3, 7, 7), "7 → 4 → 7");
         let lhs = weighted_sum(&y.as_vec(), &r.as_vec());

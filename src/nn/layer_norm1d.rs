@@ -8,18 +8,7 @@ use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 use rayon::prelude::*;
 
-pub mod builder {
-    /// Builds a [`super::LayerNorm1D`]; see there.
-    #[derive(Debug, Clone, Copy)]
-    pub struct LayerNorm1D<const M: usize>;
-}
-
-impl<const M: usize, E: Dtype, D: Device<E>> BuildOnDevice<D, E> for builder::LayerNorm1D<M> {
-    type Built = LayerNorm1D<M, E, D>;
-    fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
-        Self::Built::try_build(device)
-    }
-}
+builder!(LayerNorm1D<M>);
 
 /// Layer normalisation of the last axis, `M` features: each vector shifted and scaled to
 /// mean 0 and variance 1, then feature `j` scaled by `gamma[j]` and shifted by `beta[j]`.

@@ -9,18 +9,7 @@ use super::op::{output_buffer, param, record, values};
 use dfdx::prelude::*;
 use dfdx::tensor::CpuError;
 
-pub mod builder {
-    /// Builds a [`super::LayerNorm2D`]; see there.
-    #[derive(Debug, Clone, Copy)]
-    pub struct LayerNorm2D<const C: usize>;
-}
-
-impl<const C: usize, E: Dtype, D: Device<E>> BuildOnDevice<D, E> for builder::LayerNorm2D<C> {
-    type Built = LayerNorm2D<C, E, D>;
-    fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
-        Self::Built::try_build(device)
-    }
-}
+builder!(LayerNorm2D<C>);
 
 /// Layer normalisation of `(batch, C, height, width)` images: each example's `C·h·w`
 /// values shifted and scaled to mean 0 and variance 1, then each channel scaled by

@@ -28,6 +28,31 @@
 //! assert_eq!(logits.shape().concrete(), [32, 10]);
 //! ```
 
+/// A layer's builder, as each of dfdx's layers has one: `pub mod builder` holding the unit
+/// struct `$layer<…>` with the layer's const parameters (and their defaults), which
+/// `dev.build_module` turns into the layer `$layer<…, E, D>`. Written once here because it
+/// is the same dozen lines for every layer.
+macro_rules! builder {
+    ($layer:ident<$($param:ident $(= $default:literal)?),*>) => {
+        pub mod builder {
+            #[doc = concat!("Builds a [`super::", stringify!($layer), "`]; see there.")]
+            #[derive(Debug, Clone, Copy)]
+            pub struct $layer<$(const $param: usize $(= $default)?),*>;
+        }
+
+        impl<$(const $param: usize,)* E: Dtype, D: Device<E>> BuildOnDevice<D, E>
+            for builder::$layer<$($param),*>
+        where
+            $layer<$($param,)* E, D>: BuildModule<D, E>,
+        {
+            type Built = $layer<$($param,)* E, D>;
+            fn try_build_on_device(device: &D) -> Result<Self::Built, D::Err> {
+                Self::Built::try_build(device)
+            }
+        }
+    };
+}
+
 mod attend;
 mod batch_norm2d;
 mod bias2d;

@@ -212,7 +212,7 @@ pool_layer!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_close, assert_close_f32, finite_differences, noise, weighted_sum};
+    use crate::testing::{assert_matches_pytorch, assert_matches_reference, Tolerance};
 
     /// (batch, channels, h, w, kernel, stride, padding)
     const CASES: [(usize, usize, usize, usize, usize, usize, usize); 6] = [
@@ -232,38 +232,29 @@ mod tests {
         x
     }
 
-    fn reference(
-        case: (usize, usize, usize, usize, usize, usize, usize),
-        kind: Pool,
-        x: &[f32],
-    ) -> Vec<f32> {
-        let (b, c, h, w, k, s, p) = case;
-        let x = Cpu::default().tensor_from_vec(x.to_vec(), (b, c, h, w));
-        pool2d_reference(&x, kind, k, s, p).as_vec()
-    }
-
     /// The values are the reference's, and the gradients the reference's by central
     /// differences.
     #[test]
     fn matches_the_reference_in_values_and_gradients() {
         let dev = Cpu::default();
         for kind in [Pool::Max, Pool::Avg] {
-            for (n, &case) in CASES.iter().enumerate() {
-                let (b, c, h, w, k, s, p) = case;
-                let what = format!("{kind:?} case {n}");
+            for (n, &(b, c, h, w, k, s, p)) in CASES.iter().enumerate() {
                 let x = distinct(b * c * h * w, n as u64);
-                let xt = dev.tensor_from_vec(x.clone(), (b, c, h, w));
-                let out = pool2d(xt.leaky_trace(), kind, k, s, p).unwrap();
-                assert_close_f32(&what, &out.as_vec(), &reference(case, kind, &x), 1e-6);
-                let r = noise(out.shape().num_elements(), 10 + n as u64);
-                let rt = dev.tensor_from_vec(r.clone(), *out.shape());
-                let grads = (out * rt).sum().backward();
                 // Max pooling is linear between ties: a step under half the spacing of the
                 // values keeps every maximum in place.
-                let eps = if kind == Pool::Max { 2e-4 } else { 0.5 };
-                let loss = |x: &[f32]| weighted_sum(&reference(case, kind, x), &r);
-                let expected = finite_differences(&x, eps, loss);
-                assert_close(&what, &grads.get(&xt).as_vec(), &expected, 2e-3);
+                let step = if kind == Pool::Max { 2e-4 } else { 0.5 };
+                assert_matches_reference(
+                    &format!("{kind:?} case {n}"),
+                    [dev.tensor_from_vec(x, (b, c, h, w))],
+                    |[x]| pool2d(x, kind, k, s, p).unwrap(),
+                    |[x]| pool2d_reference(x, kind, k, s, p),
+                    10 + n as u64,
+                    step,
+                    Tolerance {
+                        values: 1e-6,
+                        gradients: 2e-3,
+                    },
+                );
             }
         }
     }
@@ -295,15 +286,16 @@ mod tests {
             (1, 1, 5, 5),
         );
         for (kind, out, grad) in cases {
-            let y = pool2d(x.leaky_trace(), kind, 3, 2, 1).unwrap();
-            assert_close_f32(&format!("{kind:?}"), &y.as_vec(), &out, 1e-4);
-            let r = dev.tensor_from_vec((0..9).map(|i| i as f32 / 10.0).collect(), *y.shape());
-            let grads = (y * r).sum().backward();
-            assert_close_f32(
-                &format!("{kind:?}: ∂/∂x"),
-                &grads.get(&x).as_vec(),
-                &grad,
-                1e-3,
+            assert_matches_pytorch(
+                &format!("{kind:?}"),
+                [x.clone()],
+                |[x]| pool2d(x, kind, 3, 2, 1).unwrap(),
+                &out,
+                [&grad],
+                Tolerance {
+                    values: 1e-4,
+                    gradients: 1e-3,
+                },
             );
         }
     }
