@@ -29,8 +29,9 @@ pub const FF: usize = 128;
 pub const LAYERS: usize = 2;
 /// The characters the model reads at once.
 pub const CONTEXT: usize = 32;
-/// Training steps, the validation loss measured every tenth of them, and windows per batch.
-pub const STEPS: usize = 450;
+/// The notebook's training steps (an argument of [`CharLm::train`]), the validation loss
+/// measured every tenth of them, and windows per batch.
+pub const STEPS: usize = 1500;
 pub const EVALUATIONS: usize = 10;
 pub const BATCH: usize = 32;
 /// The share of the text, at its end, held out for validation.
@@ -100,6 +101,103 @@ impl Split {
             .sum();
         (nll / self.validation().len() as f64) as f32
     }
+
+    /// §7's count baseline of order `n` (2: bigram, 3: trigram): [`NGram::fit`] with its
+    /// smoothing `k` chosen from [`SMOOTHING`] on a tuning part carved from the end of the
+    /// training text (the last [`VALIDATION`] share of it), then refitted on the whole
+    /// training text and measured on the validation text, which chose nothing.
+    pub fn ngram_baseline(&self, n: usize) -> Result<Baseline, Error> {
+        let vocab = self.corpus.chars.len();
+        let train = self.train();
+        let cut = (train.len() as f64 * (1.0 - VALIDATION)) as usize;
+        let (fit, tune) = train.split_at(cut);
+        let counts = NGram::fit(fit, vocab, n)?;
+        let (mut k, mut tuning_loss) = (SMOOTHING[0], f64::INFINITY);
+        for &candidate in &SMOOTHING {
+            let loss = counts.loss(tune, candidate);
+            if loss < tuning_loss {
+                (k, tuning_loss) = (candidate, loss);
+            }
+        }
+        let loss = NGram::fit(train, vocab, n)?.loss(self.validation(), k);
+        Ok(Baseline {
+            n,
+            k,
+            tuning_loss: tuning_loss as f32,
+            loss: loss as f32,
+        })
+    }
+}
+
+/// The add-k smoothing constants [`Split::ngram_baseline`] chooses from.
+pub const SMOOTHING: [f64; 7] = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0];
+
+/// A count baseline of §7, measured: its order, the smoothing chosen on the tuning part of
+/// the training text, its loss there, and its loss on the validation text (nats per
+/// character).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Baseline {
+    pub n: usize,
+    pub k: f64,
+    pub tuning_loss: f32,
+    pub loss: f32,
+}
+
+/// A character n-gram model by counting (notebook `05_attention` §7, the baseline a
+/// transformer must beat): the next character's probability given the `n − 1` before it
+/// is `(count(context, c) + k) / (count(context) + k·V)`, add-k smoothing over `V`
+/// characters (Jurafsky & Martin, *Speech and Language Processing*, ch. 3). `n = 1` is
+/// the unigram model.
+#[derive(Clone, Debug)]
+pub struct NGram {
+    pub n: usize,
+    pub vocab: usize,
+    /// `count(context, c)` at `context · V + c`, a context read as a base-`V` number.
+    counts: Vec<u32>,
+    /// `count(context)`: how often each context is followed by any character.
+    totals: Vec<u32>,
+}
+
+impl NGram {
+    /// Counts every `n`-character stretch of `tokens` (ids below `vocab`).
+    pub fn fit(tokens: &[usize], vocab: usize, n: usize) -> Result<NGram, Error> {
+        let contexts = vocab.checked_pow(n.saturating_sub(1) as u32);
+        let Some(contexts) = contexts.filter(|&c| n >= 1 && c * vocab <= 1 << 26) else {
+            return Err(Error::InvalidArgument {
+                what: "the order of an n-gram model",
+                expected: "at least 1, with vocab^n at most 2^26 counts",
+                got: format!("n = {n} over {vocab} characters"),
+            });
+        };
+        let mut counts = vec![0u32; contexts * vocab];
+        let mut totals = vec![0u32; contexts];
+        for gram in tokens.windows(n) {
+            let context = gram[..n - 1].iter().fold(0, |a, &t| a * vocab + t);
+            counts[context * vocab + gram[n - 1]] += 1;
+            totals[context] += 1;
+        }
+        Ok(NGram {
+            n,
+            vocab,
+            counts,
+            totals,
+        })
+    }
+
+    /// The mean cross-entropy (nats per character) of `tokens` from their `n`-th on, each
+    /// predicted from the `n − 1` before it, with add-`k` smoothing.
+    pub fn loss(&self, tokens: &[usize], k: f64) -> f64 {
+        let (v, n) = (self.vocab, self.n);
+        let nll: f64 = tokens
+            .windows(n)
+            .map(|gram| {
+                let context = gram[..n - 1].iter().fold(0, |a, &t| a * v + t);
+                let count = self.counts[context * v + gram[n - 1]] as f64;
+                -((count + k) / (self.totals[context] as f64 + k * v as f64)).ln()
+            })
+            .sum();
+        nll / tokens.windows(n).len().max(1) as f64
+    }
 }
 
 /// Character ids and, one character later, the targets: a batch of windows of the text.
@@ -144,12 +242,18 @@ impl CharLm {
         self.net.forward(x)
     }
 
-    /// Trains on random windows of the training text for `STEPS` Adam steps, the learning
+    /// Trains on random windows of the training text for `steps` Adam steps (the notebook
+    /// takes [`STEPS`]; at least [`EVALUATIONS`]), the learning
     /// rate warming up over the first tenth to 3e-3 and then falling along half a cosine to
     /// a tenth of that (the paper warms up too). The curve records every step's loss; the
     /// validation points are (steps taken, validation loss), before training and after
-    /// every `STEPS / EVALUATIONS` steps.
-    pub fn train(&mut self, split: &Split, seed: u64) -> Result<(Curve, Vec<[f64; 2]>), Error> {
+    /// every `steps / EVALUATIONS` steps.
+    pub fn train(
+        &mut self,
+        split: &Split,
+        steps: usize,
+        seed: u64,
+    ) -> Result<(Curve, Vec<[f64; 2]>), Error> {
         let mut rng = StdRng::seed_from_u64(seed);
         let schedule = Schedule::Cosine {
             lr: 3e-3,
@@ -157,7 +261,7 @@ impl CharLm {
             floor: 0.1,
         };
         let mut adam = Method::Adam.at(schedule.peak()).build(&self.net);
-        let batches = Drawn::new(STEPS / EVALUATIONS, || {
+        let batches = Drawn::new((steps / EVALUATIONS).max(1), || {
             windows(split.train(), BATCH, &mut rng)
         });
         let before = self.validation_loss(split, seed)?;
@@ -332,6 +436,57 @@ mod tests {
     fn the_unigram_baseline_is_the_entropy_of_the_character_frequencies() {
         let split = Split::new(&"ab".repeat(2000)).unwrap();
         assert!((split.unigram_loss() - 2f32.ln()).abs() < 1e-2);
+    }
+
+    #[test]
+    fn a_unigram_ngram_is_the_unigram_baseline() {
+        let split = toy();
+        let vocab = split.corpus.chars.len();
+        let one = NGram::fit(split.train(), vocab, 1).unwrap();
+        let loss = one.loss(split.validation(), 1.0) as f32;
+        assert!((loss - split.unigram_loss()).abs() < 1e-5, "{loss}");
+    }
+
+    #[test]
+    fn on_a_periodic_text_the_bigram_is_near_perfect_and_the_unigram_is_not() {
+        // "abcd" repeated: each character fixes the next, but all four are equally common.
+        let split = Split::new(&"abcd".repeat(1000)).unwrap();
+        let bigram = split.ngram_baseline(2).unwrap();
+        assert!(bigram.loss < 0.01, "{bigram:?}");
+        assert_eq!(bigram.k, SMOOTHING[0], "no smoothing is needed");
+        assert!((split.unigram_loss() - 4f32.ln()).abs() < 1e-2);
+    }
+
+    #[test]
+    fn a_trigram_sees_what_a_bigram_cannot() {
+        // After "b" comes "a" or "c" equally often; after "ab" always "c", after "cb" "a".
+        let split = Split::new(&"abcb".repeat(1000)).unwrap();
+        let (two, three) = (
+            split.ngram_baseline(2).unwrap(),
+            split.ngram_baseline(3).unwrap(),
+        );
+        assert!(three.loss < 0.01, "{three:?}");
+        assert!((two.loss - 2f32.ln() / 2.0).abs() < 0.01, "{two:?}");
+    }
+
+    #[test]
+    fn smoothing_is_chosen_on_the_training_text_alone() {
+        // The training text alternates "ab"; the validation text is all "a", which a bigram
+        // of the training text calls nearly impossible. Chosen on the validation text, the
+        // largest k would win; chosen on the training text's tuning part, the smallest does.
+        let split = Split::new(&format!("{}{}", "ab".repeat(1800), "a".repeat(400))).unwrap();
+        let counts = NGram::fit(split.train(), 2, 2).unwrap();
+        let (small, large) = (SMOOTHING[0], SMOOTHING[SMOOTHING.len() - 1]);
+        assert!(counts.loss(split.validation(), large) < counts.loss(split.validation(), small));
+        let bigram = split.ngram_baseline(2).unwrap();
+        assert_eq!(bigram.k, small, "{bigram:?}");
+        assert!(bigram.tuning_loss < 0.01 && bigram.loss > 1.0, "{bigram:?}");
+    }
+
+    #[test]
+    fn orders_out_of_range_are_refused() {
+        assert!(NGram::fit(&[0, 1], 2, 0).is_err());
+        assert!(NGram::fit(&[0, 1], 96, 5).is_err());
     }
 
     #[test]
