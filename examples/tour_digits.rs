@@ -13,7 +13,7 @@ fn main() -> Result<(), Error> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     let (train, test) = digits()?.split(0.2, seed)?;
-    let history = train_digits_mlp(&train, &test, 30, seed)?;
+    let history = train_digits_mlp(&train, &test, 1e-3, &TrainConfig::new(30), seed)?;
     println!("{}", history.epochs_frame()?);
 
     let curve = |f: fn(&mustknow::train::EpochRecord) -> f32| {
