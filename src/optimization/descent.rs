@@ -56,6 +56,17 @@ impl Surface {
         self.loss(Cpu::default().tensor(p)).array()
     }
 
+    /// The gradient of the loss at `p`, by dfdx's autodiff: exactly the gradient that
+    /// [`descend`]'s optimizers are given, so an update rule written out by hand and fed
+    /// this gradient can be checked against them bit for bit.
+    pub fn gradient(&self, p: [f64; 2]) -> [f64; 2] {
+        let point: Point = Cpu::default().tensor(p);
+        self.loss(point.leaky_trace())
+            .backward()
+            .get(&point)
+            .array()
+    }
+
     /// Where the loss is smallest.
     pub fn minimum(&self) -> [f64; 2] {
         match self {
@@ -243,6 +254,30 @@ mod tests {
             .get(&p)
             .array();
         assert_eq!(g, [-4.0 + 400.0, 200.0]);
+    }
+
+    #[test]
+    fn the_gradient_is_the_calculus() {
+        // Quadratic: ∇f = (x, κ·y).
+        let bowl = Surface::Quadratic { condition: 10.0 };
+        assert_eq!(bowl.gradient([2.0, -0.5]), [2.0, -5.0]);
+        assert_eq!(bowl.gradient(bowl.minimum()), [0.0, 0.0]);
+        // Rosenbrock: ∂f/∂x = −2(1 − x) − 400x(y − x²), ∂f/∂y = 200(y − x²).
+        let calculus = |[x, y]: [f64; 2]| {
+            [
+                -2.0 * (1.0 - x) - 400.0 * x * (y - x * x),
+                200.0 * (y - x * x),
+            ]
+        };
+        for p in [[-1.0, 2.0], [0.5, 0.25], [-1.3, 1.7], [1.0, 1.0]] {
+            let (g, want) = (Surface::Rosenbrock.gradient(p), calculus(p));
+            for i in 0..2 {
+                assert!(
+                    (g[i] - want[i]).abs() <= 1e-12 * want[i].abs().max(1.0),
+                    "{p:?}: {g:?} vs {want:?}"
+                );
+            }
+        }
     }
 
     #[test]
