@@ -9,7 +9,8 @@
 //!
 //! Here, what the sections share: one training run of the digits MLP
 //! ([`DigitsMlp`](crate::models::DigitsMlp)) on the 8×8 digits ([`Run`]), alone or as a
-//! learning-rate sweep ([`Sweep`]).
+//! learning-rate sweep ([`Sweep`]), with the rate chosen on a validation split carved from
+//! the training data ([`select_on_validation`]).
 
 pub mod batch_size;
 pub mod descent;
@@ -247,7 +248,9 @@ impl Run {
         })
     }
 
-    /// This run at each learning rate of `lrs`, and which was best by `criterion`.
+    /// This run at each learning rate of `lrs`, and which was best by `criterion`. Choose
+    /// by [`Criterion::ValidationAccuracy`] only with a validation split as `test`
+    /// ([`select_on_validation`]); never with the test split.
     pub fn sweep(
         &self,
         lrs: &[f64],
@@ -269,8 +272,42 @@ impl Run {
 pub enum Criterion {
     /// The lowest mean training loss over the last epoch: how well it optimized.
     TrainLoss,
-    /// The highest test accuracy after the last epoch.
-    TestAccuracy,
+    /// The highest accuracy after the last epoch on the held-out images the runs were
+    /// evaluated on ([`Trained::final_test_accuracy`]), which must be a validation split
+    /// carved from the training data ([`select_on_validation`]), never the test split.
+    ValidationAccuracy,
+}
+
+/// A learning rate chosen on a validation split, and the run retrained at it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selected {
+    /// Every rate trained on the rest of the training split, evaluated on the validation split.
+    pub sweep: Sweep,
+    /// The chosen rate retrained on the whole training split, evaluated on the test split.
+    pub chosen: Trained,
+}
+
+/// Model selection that never looks at the test set: carves `validation_fraction` of `train`
+/// off as a validation split (seeded), trains `train_at(lr, rest, validation)` at each rate of
+/// `lrs` and picks the best by `criterion`, then retrains that rate once as
+/// `train_at(lr, train, test)` for the numbers reported.
+pub fn select_on_validation(
+    lrs: &[f64],
+    criterion: Criterion,
+    validation_fraction: f64,
+    train: &ImageSet,
+    test: &ImageSet,
+    seed: u64,
+    train_at: impl Fn(f64, &ImageSet, &ImageSet) -> Result<Trained, Error>,
+) -> Result<Selected, Error> {
+    let (rest, validation) = train.split(validation_fraction, seed)?;
+    let runs = lrs
+        .iter()
+        .map(|&lr| train_at(lr, &rest, &validation))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sweep = Sweep::new(runs, criterion)?;
+    let chosen = train_at(sweep.best().lr, train, test)?;
+    Ok(Selected { sweep, chosen })
 }
 
 /// The runs of a learning-rate sweep, and the index of the best.
@@ -285,7 +322,7 @@ impl Sweep {
     pub fn new(runs: Vec<Trained>, criterion: Criterion) -> Result<Sweep, Error> {
         let score = |t: &Trained| match criterion {
             Criterion::TrainLoss => t.final_train_loss(),
-            Criterion::TestAccuracy => -t.final_test_accuracy(),
+            Criterion::ValidationAccuracy => -t.final_test_accuracy(),
         };
         let best = (0..runs.len())
             .filter(|&i| !score(&runs[i]).is_nan())
@@ -447,6 +484,43 @@ mod tests {
             .unwrap();
         assert_eq!(sweep.best().lr, 0.1);
         assert_eq!(sweep.runs.len(), 3);
-        assert!(Sweep::new(vec![], Criterion::TestAccuracy).is_err());
+        assert!(Sweep::new(vec![], Criterion::ValidationAccuracy).is_err());
+    }
+
+    #[test]
+    fn selection_never_sees_the_test_split_and_retrains_on_all_of_train() {
+        let (train, test) = small_digits();
+        let calls = std::cell::RefCell::new(Vec::new());
+        let selected = select_on_validation(
+            &[1e-4, 0.1, 1e-3],
+            Criterion::ValidationAccuracy,
+            0.25,
+            &train,
+            &test,
+            0,
+            |lr, fit, held_out| {
+                calls.borrow_mut().push((lr, fit.clone(), held_out.clone()));
+                Run::new(Method::Sgd, lr).epochs(2).train(fit, held_out, 0)
+            },
+        )
+        .unwrap();
+        let calls = calls.into_inner();
+        let (rest, validation) = train.split(0.25, 0).unwrap();
+        assert_eq!((rest.len(), validation.len()), (240, 80));
+        for (_, fit, held_out) in &calls[..3] {
+            assert_eq!(
+                (fit, held_out),
+                (&rest, &validation),
+                "the sweep sees no test image"
+            );
+        }
+        assert_eq!(selected.sweep.best().lr, 0.1);
+        assert_eq!(calls.len(), 4);
+        assert_eq!((calls[3].0, &calls[3].1, &calls[3].2), (0.1, &train, &test));
+        let retrained = Run::new(Method::Sgd, 0.1)
+            .epochs(2)
+            .train(&train, &test, 0)
+            .unwrap();
+        assert_eq!(selected.chosen, retrained);
     }
 }
