@@ -514,7 +514,10 @@ mod tests {
             (0..=10).map(|i| (i as f64, 10.0 - i as f64)).collect(),
         );
         let corner = |series: &[Curve]| emptiest_corner(&x, &y, series);
-        assert_eq!(corner(&[rising.clone()]), SeriesLabelPosition::UpperLeft);
+        assert_eq!(
+            corner(std::slice::from_ref(&rising)),
+            SeriesLabelPosition::UpperLeft
+        );
         assert_eq!(corner(&[falling]), SeriesLabelPosition::UpperRight);
         let high: Curve = ("high", (0..=10).map(|i| (i as f64, 9.5)).collect());
         assert_eq!(corner(&[rising, high]), SeriesLabelPosition::LowerRight);
@@ -530,7 +533,7 @@ mod tests {
             (0.0001, "0.0001"),
             (100_000.0, "100000"),
             (1e-11, "1e-11"),
-            (1.0000000000000001e25, "1e25"),
+            (1e25, "1e25"), // as an f64, 10000000000000000905969664
             (5e-7, "5e-7"),
         ] {
             assert_eq!(one_digit(&v), text);
