@@ -105,6 +105,32 @@ fn linear_grads<const I: usize, const O: usize>(
         .collect()
 }
 
+/// The gradients of `L = ½ Σ (h·Wᵀ + b − t)²` (summed over the batch) with respect to the
+/// layer's weight W `(O, I)`, its bias b `(O,)` and its input h `(B, I)`, as dfdx's
+/// autograd computes them through `layer`'s own forward. The reference §7's three matrix
+/// formulas are checked against; taught in notebook `01_backprop`, §7.
+pub fn linear_gradients_dfdx<const B: usize, const I: usize, const O: usize>(
+    layer: &modules::Linear<I, O, f64, Cpu>,
+    h: &Tensor<Rank2<B, I>, f64, Cpu>,
+    t: &Tensor<Rank2<B, O>, f64, Cpu>,
+) -> LinearGradients<B, I, O> {
+    let y = layer.forward(h.leaky_trace()); // (B, O)
+    let loss = (y - t.clone()).square().sum() * 0.5;
+    let grads = loss.backward();
+    LinearGradients {
+        w: grads.get(&layer.weight),
+        b: grads.get(&layer.bias),
+        h: grads.get(h),
+    }
+}
+
+/// ∂L/∂W, ∂L/∂b and ∂L/∂h of one linear layer, from [`linear_gradients_dfdx`].
+pub struct LinearGradients<const B: usize, const I: usize, const O: usize> {
+    pub w: Tensor<Rank2<O, I>, f64, Cpu>,
+    pub b: Tensor<Rank1<O>, f64, Cpu>,
+    pub h: Tensor<Rank2<B, I>, f64, Cpu>,
+}
+
 /// How far apart two gradient vectors are, relative to their scale:
 /// `max |aᵢ - bᵢ| / max |bᵢ|`. Per-element ratios would be misleading: a gradient that
 /// cancels to 1e-17 in one summation order can be -1e-17 in another.
@@ -152,6 +178,31 @@ mod tests {
             "a test on all-zero gradients proves nothing"
         );
         assert!(relative_difference(&ours, &theirs) < 1e-10);
+    }
+
+    #[test]
+    fn the_matrix_formulas_give_dfdxs_linear_gradients() {
+        let dev = Cpu::seed_from_u64(2);
+        let layer = dev.build_module::<Linear<5, 3>, f64>();
+        let h: Tensor<Rank2<8, 5>, f64, _> = dev.sample_normal();
+        let t: Tensor<Rank2<8, 3>, f64, _> = dev.sample_normal();
+        let dfdx = linear_gradients_dfdx(&layer, &h, &t);
+        // δ = ∂L/∂y, then ∂L/∂W = δᵀ·h, ∂L/∂b = Σ δ over the batch, ∂L/∂h = δ·W.
+        let y = h.clone().matmul(layer.weight.clone().permute()) + layer.bias.clone().broadcast();
+        let delta = y - t;
+        let dw = delta.clone().permute().matmul(h);
+        let db = delta.clone().sum::<Rank1<3>, _>();
+        let dh = delta.matmul(layer.weight.clone());
+        for (ours, theirs) in [
+            (dw.as_vec(), dfdx.w.as_vec()),
+            (db.as_vec(), dfdx.b.as_vec()),
+            (dh.as_vec(), dfdx.h.as_vec()),
+        ] {
+            assert!(
+                relative_difference(&ours, &theirs) < 1e-12,
+                "{ours:?} vs {theirs:?}"
+            );
+        }
     }
 
     #[test]

@@ -83,6 +83,13 @@ impl Value {
         &self.0.inputs
     }
 
+    /// The node's identity: equal for two handles of one node, different for two nodes
+    /// with the same value. A backward pass keys its gradients by it (notebook
+    /// `01_backprop`, §2, writes one).
+    pub fn id(&self) -> usize {
+        Rc::as_ptr(&self.0) as usize
+    }
+
     fn add_grad(&self, delta: f64) {
         self.0.grad.set(self.0.grad.get() + delta);
     }
@@ -215,7 +222,7 @@ impl Value {
         let id = |v: &Value| {
             order
                 .iter()
-                .position(|n| Rc::ptr_eq(&n.0, &v.0))
+                .position(|n| n.id() == v.id())
                 .unwrap_or(usize::MAX)
         };
         let line = |(i, node): (usize, &Value)| {
@@ -248,7 +255,7 @@ impl Value {
         while let Some((node, expanded)) = stack.pop() {
             if expanded {
                 order.push(node);
-            } else if seen.insert(Rc::as_ptr(&node.0)) {
+            } else if seen.insert(node.id()) {
                 stack.push((node.clone(), true));
                 for input in node.inputs().iter().rev() {
                     stack.push((input.clone(), false));
@@ -452,6 +459,13 @@ mod tests {
         );
         assert!(lines[1].starts_with("#1   = *(#0, #0)"), "{tape}");
         assert!(lines[2].starts_with("#2   = relu(#1)"), "{tape}");
+    }
+
+    #[test]
+    fn two_handles_of_one_node_share_its_id() {
+        let (a, b) = (Value::new(1.0), Value::new(1.0));
+        assert_eq!(a.id(), a.clone().id());
+        assert_ne!(a.id(), b.id());
     }
 
     #[test]

@@ -128,9 +128,14 @@ fn log_axis(values: impl Iterator<Item = f64> + Clone) -> Axis<LogCoord<f64>> {
 }
 
 /// A log axis's tick `d·10ᵏ` as written: one significant digit, without the float noise
-/// of `0.30000000000000004`.
+/// of `0.30000000000000004`; in scientific notation (`1e-11`, `5e25`) beyond 10⁻⁴ to 10⁵,
+/// where a row of zeros (or float noise, `10000000000000000905969664`) would be unreadable.
 fn one_digit(v: &f64) -> String {
-    let decimals = (-v.abs().log10().floor()).max(0.0) as usize;
+    let exponent = v.abs().log10().floor();
+    if !(-4.0..=5.0).contains(&exponent) {
+        return format!("{v:.0e}");
+    }
+    let decimals = (-exponent).max(0.0) as usize;
     format!("{v:.decimals$}")
 }
 
@@ -202,6 +207,7 @@ where
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
+    let legend = emptiest_corner(&x.range, &y.range, series);
     Figure::draw(title, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(title, TITLE)
@@ -235,19 +241,53 @@ where
                 });
         }
         if series.len() > 1 {
-            draw_legend(&mut chart)?;
+            draw_legend(&mut chart, legend)?;
         }
         Ok(())
     })
 }
 
-/// The legend of a chart's labelled series, in the upper right, the same in every chart.
+/// The corner whose legend-sized box the curves' points visit least, upper right on a
+/// tie: where a legend covers the least data. Points are placed by the axes themselves,
+/// so a log axis counts in decades.
+fn emptiest_corner<X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+    x: &X,
+    y: &Y,
+    series: &[Curve],
+) -> SeriesLabelPosition {
+    const SCALE: i32 = 1000;
+    let (box_w, box_h) = (300, 350); // about a legend's size, in thousandths of the plot
+    let points: Vec<(i32, i32)> = series
+        .iter()
+        .flat_map(|(_, p)| {
+            p.iter()
+                .map(|(px, py)| (x.map(px, (0, SCALE)), y.map(py, (0, SCALE))))
+        })
+        .collect();
+    let corners = [
+        (SeriesLabelPosition::UpperRight, SCALE, SCALE),
+        (SeriesLabelPosition::UpperLeft, 0, SCALE),
+        (SeriesLabelPosition::LowerRight, SCALE, 0),
+        (SeriesLabelPosition::LowerLeft, 0, 0),
+    ];
+    let crowding = |&(_, cx, cy): &(SeriesLabelPosition, i32, i32)| {
+        let inside = |&&(u, v): &&(i32, i32)| (u - cx).abs() < box_w && (v - cy).abs() < box_h;
+        points.iter().filter(inside).count()
+    };
+    corners
+        .into_iter()
+        .min_by_key(crowding)
+        .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
+}
+
+/// The series' legend, in the `position` given, over a mostly opaque white box.
 pub(super) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
 ) -> Result<(), String> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .label_font(LABELS)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
@@ -321,7 +361,7 @@ pub fn scatter(
                 .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
         }
         if classes > 1 {
-            draw_legend(&mut chart)?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     })
@@ -466,12 +506,35 @@ mod tests {
     }
 
     #[test]
+    fn the_legend_goes_to_the_corner_the_curves_leave_empty() {
+        let (x, y) = (linear_axis(0.0, 10.0).range, linear_axis(0.0, 10.0).range);
+        let rising: Curve = ("rising", (0..=10).map(|i| (i as f64, i as f64)).collect());
+        let falling: Curve = (
+            "falling",
+            (0..=10).map(|i| (i as f64, 10.0 - i as f64)).collect(),
+        );
+        let corner = |series: &[Curve]| emptiest_corner(&x, &y, series);
+        assert_eq!(
+            corner(std::slice::from_ref(&rising)),
+            SeriesLabelPosition::UpperLeft
+        );
+        assert_eq!(corner(&[falling]), SeriesLabelPosition::UpperRight);
+        let high: Curve = ("high", (0..=10).map(|i| (i as f64, 9.5)).collect());
+        assert_eq!(corner(&[rising, high]), SeriesLabelPosition::LowerRight);
+    }
+
+    #[test]
     fn log_ticks_have_one_significant_digit() {
         for (v, text) in [
             (0.30000000000000004, "0.3"),
             (70.00000001, "70"),
             (1.0, "1"),
             (0.001, "0.001"),
+            (0.0001, "0.0001"),
+            (100_000.0, "100000"),
+            (1e-11, "1e-11"),
+            (1e25, "1e25"), // as an f64, 10000000000000000905969664
+            (5e-7, "5e-7"),
         ] {
             assert_eq!(one_digit(&v), text);
         }

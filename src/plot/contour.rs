@@ -95,7 +95,7 @@ pub fn contour(
             chart.draw_series(ends).map_err(|e| e.to_string())?;
         }
         if !paths.is_empty() {
-            draw_legend(&mut chart)?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     })?;
