@@ -21,7 +21,7 @@ pub mod width;
 use crate::data::{mnist, ImageSet, MiniBatches};
 use crate::nn::ReLU;
 use crate::optim::{Method, ScheduledOptimizer};
-use crate::train::{evaluate, fit_classifier, Classifier, History, Loss, TrainConfig};
+use crate::train::{evaluate, fit, Classification, Classifier, History, Loss, TrainConfig};
 use crate::Error;
 use dfdx::prelude::*;
 use linfa_linalg::svd::SVD;
@@ -66,7 +66,14 @@ pub fn mnist_subsets(
 pub struct Recipe {
     pub lr: f64,
     pub batch_size: usize,
+    /// The number of epochs, or the most of them when `until_train_loss` is set.
     pub epochs: usize,
+    /// Stop after the first epoch whose mean training loss falls below this: §5 compares
+    /// widths trained to the same loss.
+    pub until_train_loss: Option<f32>,
+    /// Measure the test set after every epoch, for a curve (§2's figure); otherwise only
+    /// once, at the end, which is all a check needs.
+    pub test_every_epoch: bool,
 }
 
 /// A trained network's history and its final accuracy and loss on the whole training and
@@ -78,9 +85,25 @@ pub struct Fitted {
     pub train_accuracy: f32,
     pub test_loss: f32,
     pub test_accuracy: f32,
+    /// How many test images the accuracy was measured on: its standard error is
+    /// `sqrt(a·(1 − a)/test_images)`.
+    pub test_images: usize,
 }
 
 impl Fitted {
+    /// How many epochs it trained for (fewer than the recipe's when it reached
+    /// [`Recipe::until_train_loss`]).
+    pub fn epochs(&self) -> usize {
+        self.history.epochs.len()
+    }
+
+    /// The standard error of the test accuracy, as a binomial proportion over the test
+    /// images: how far another test set of the same size would move it.
+    pub fn test_standard_error(&self) -> f32 {
+        let a = self.test_accuracy;
+        (a * (1.0 - a) / self.test_images.max(1) as f32).sqrt()
+    }
+
     /// Training accuracy minus test accuracy: how much the network overfits.
     pub fn gap(&self) -> f32 {
         self.train_accuracy - self.test_accuracy
@@ -117,10 +140,13 @@ pub fn fit_mnist_with<M>(
 where
     M: Classifier<PIXELS, 10>,
 {
-    if !(recipe.lr.is_finite() && recipe.lr > 0.0 && recipe.epochs > 0) {
+    let target_ok = recipe
+        .until_train_loss
+        .is_none_or(|l| l.is_finite() && l > 0.0);
+    if !(recipe.lr.is_finite() && recipe.lr > 0.0 && recipe.epochs > 0 && target_ok) {
         return Err(Error::InvalidArgument {
             what: "a training recipe",
-            expected: "a finite learning rate > 0 and at least one epoch",
+            expected: "a finite learning rate > 0, at least one epoch, a target loss > 0",
             got: format!("{recipe:?}"),
         });
     }
@@ -129,8 +155,15 @@ where
     let train_all = MiniBatches::<PIXELS>::from_images(&dev, train, 1000, seed)?;
     let test_all = MiniBatches::<PIXELS>::from_images(&dev, test, 1000, seed)?;
     optimizer.set_learning_rate(recipe.lr);
-    let config = TrainConfig::new(recipe.epochs).quiet();
-    let history = fit_classifier(model, optimizer, &batches, &test_all, &config)?;
+    let mut config = TrainConfig::new(recipe.epochs).quiet();
+    if let Some(target) = recipe.until_train_loss {
+        config = config.stop_when(move |e| e.train_loss < target);
+    }
+    let objective = Classification::<PIXELS, 10> {
+        test: recipe.test_every_epoch.then_some(&test_all),
+        loss: Loss::CrossEntropy,
+    };
+    let history = fit(model, optimizer, &batches, objective, &config)?;
     let (train_loss, train_accuracy) = evaluate(model, &train_all, Loss::CrossEntropy)?;
     let (test_loss, test_accuracy) = evaluate(model, &test_all, Loss::CrossEntropy)?;
     Ok(Fitted {
@@ -139,6 +172,7 @@ where
         train_accuracy,
         test_loss,
         test_accuracy,
+        test_images: test.len(),
     })
 }
 
@@ -233,17 +267,53 @@ mod tests {
     }
 
     #[test]
+    fn fit_mnist_stops_at_the_target_loss_and_measures_test_only_when_asked() {
+        let (train, test) = mnist_subsets(200, 200, 0).unwrap();
+        let recipe = Recipe {
+            lr: 3e-3,
+            batch_size: 20,
+            epochs: 50,
+            until_train_loss: Some(0.05),
+            test_every_epoch: false,
+        };
+        let mut model = Cpu::seed_from_u64(0).build_module::<MnistMlp<32>, f32>();
+        let fitted = fit_mnist(&mut model, &train, &test, recipe, 0).unwrap();
+        let losses: Vec<f32> = fitted.history.epochs.iter().map(|e| e.train_loss).collect();
+        let (last, before) = losses.split_last().unwrap();
+        assert!(
+            *last < 0.05 && before.iter().all(|&l| l >= 0.05),
+            "{losses:?}"
+        );
+        assert!(fitted.epochs() < 50, "{losses:?}");
+        assert!(fitted
+            .history
+            .epochs
+            .iter()
+            .all(|e| e.test_accuracy.is_nan()));
+        assert!(fitted.test_accuracy > 0.5, "{fitted:?}");
+    }
+
+    #[test]
     fn fit_mnist_learns_and_refuses_a_bad_schedule() {
         let (train, test) = mnist_subsets(200, 200, 0).unwrap();
         let recipe = Recipe {
             lr: 3e-3,
             batch_size: 20,
             epochs: 5,
+            until_train_loss: None,
+            test_every_epoch: true,
         };
         let mut model = Cpu::seed_from_u64(0).build_module::<MnistMlp<32>, f32>();
         let fitted = fit_mnist(&mut model, &train, &test, recipe, 0).unwrap();
         assert!(fitted.test_accuracy > 0.5, "{fitted:?}");
-        assert_eq!(fitted.history.epochs.len(), 5);
+        assert_eq!(fitted.epochs(), 5);
+        assert_eq!(fitted.history.epochs[4].test_accuracy, fitted.test_accuracy);
+        let a = fitted.test_accuracy;
+        let se = (a * (1.0 - a) / 200.0).sqrt();
+        assert_eq!(
+            (fitted.test_images, fitted.test_standard_error()),
+            (200, se)
+        );
         for bad in [
             Recipe { lr: 0.0, ..recipe },
             Recipe {
@@ -252,6 +322,10 @@ mod tests {
             },
             Recipe {
                 batch_size: 0,
+                ..recipe
+            },
+            Recipe {
+                until_train_loss: Some(f32::NAN),
                 ..recipe
             },
         ] {
