@@ -2,7 +2,8 @@
 //!
 //! One module per notebook section (`tour` is `notebooks/00_tour.ipynb`, `backprop` is
 //! `01_backprop`, `optimization` is `02_optimization`, `generalization` is
-//! `03_generalization`, `convnets` is `04_convnets`, `attention` is `05_attention`), plus
+//! `03_generalization`, `convnets` is `04_convnets`, `attention` is `05_attention`,
+//! `embeddings` is `06_embeddings`), plus
 //! small shared modules: [`data`] (datasets and mini-batches), [`models`] (models more
 //! than one notebook trains), [`optim`] (optimizer settings and learning-rate schedules),
 //! [`train`] (the one training loop), [`runtime`] (the device and thread pool training
@@ -16,6 +17,7 @@ pub mod backprop;
 pub mod convnets;
 pub mod data;
 pub mod display;
+pub mod embeddings;
 mod error;
 pub mod generalization;
 pub mod models;
@@ -33,6 +35,10 @@ pub mod train;
 pub use error::Error;
 // The libraries notebooks use directly (evcxr sees only crates loaded with `:dep`).
 pub use dfdx;
+pub use linfa;
+pub use linfa_linalg;
+pub use linfa_reduction;
+pub use ndarray;
 pub use plotters;
 pub use polars;
 
@@ -45,8 +51,8 @@ pub mod prelude {
     pub use crate::nn::builders::{BatchNorm2D, Bias2D, LayerNorm1D, ReLU, Residual};
     pub use crate::optim::{Method, Schedule};
     pub use crate::plot::{
-        contour, decision_boundary, heatmap, image_grid, line_chart, line_chart_log, scatter,
-        xy_chart, Figure, Scale,
+        arrow_map, contour, decision_boundary, heatmap, image_grid, line_chart, line_chart_log,
+        scatter, xy_chart, Figure, Scale,
     };
     pub use crate::seed::notebook_seed;
     pub use crate::train::{fit, fit_classifier, TrainConfig};

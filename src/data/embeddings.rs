@@ -78,10 +78,55 @@ impl Embeddings {
         Some(&self.vectors[i * self.dim..(i + 1) * self.dim])
     }
 
+    /// The position of `word` in the table (its frequency rank, from 0), if it is there.
+    pub fn index_of(&self, word: &str) -> Option<usize> {
+        self.index.get(word).copied()
+    }
+
+    /// The vector of the `i`-th word.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.vectors[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// All vectors, `(len, dim)` row-major.
+    pub fn vectors(&self) -> &[f32] {
+        &self.vectors
+    }
+
+    /// Each vector's Euclidean length, in the table's order.
+    pub fn norms(&self) -> &[f32] {
+        &self.norms
+    }
+
+    /// The same words with every vector divided by its length (a zero vector stays zero):
+    /// on unit vectors a dot product is the cosine (notebook `06_embeddings`, §1).
+    pub fn normalized(&self) -> Embeddings {
+        let vectors = self
+            .vectors
+            .chunks(self.dim.max(1))
+            .zip(&self.norms)
+            .flat_map(|(v, &n)| v.iter().map(move |x| x / n.max(f32::MIN_POSITIVE)))
+            .collect();
+        Embeddings::new(self.words.clone(), vectors, self.dim).expect("same shape")
+    }
+
     /// The `k` words whose vectors are closest to `query` by cosine similarity, most
     /// similar first, leaving out `exclude` (the words a query was built from).
     pub fn nearest(
         &self,
+        query: &[f32],
+        k: usize,
+        exclude: &[&str],
+    ) -> Result<Vec<(&str, f32)>, Error> {
+        self.nearest_by(Measure::Cosine, query, k, exclude)
+    }
+
+    /// The `k` words closest to `query` by `measure`, closest first with their scores
+    /// (higher is closer), leaving out `exclude`. Notebook `06_embeddings`, §1, compares
+    /// the measures.
+    pub fn nearest_by(
+        &self,
+        measure: Measure,
         query: &[f32],
         k: usize,
         exclude: &[&str],
@@ -94,30 +139,47 @@ impl Embeddings {
             });
         }
         let query_norm = dot(query, query).sqrt();
+        let score = |v: &[f32], norm: f32| match measure {
+            Measure::Cosine => dot(v, query) / (norm * query_norm).max(f32::MIN_POSITIVE),
+            Measure::Dot => dot(v, query),
+            Measure::Euclidean => -v
+                .iter()
+                .zip(query)
+                .map(|(x, y)| (x - y) * (x - y))
+                .sum::<f32>()
+                .sqrt(),
+        };
         let mut scored: Vec<(usize, f32)> = self
             .vectors
             .chunks(self.dim.max(1))
             .zip(&self.norms)
             .enumerate()
             .filter(|(i, _)| !exclude.contains(&self.words[*i].as_str()))
-            .map(|(i, (v, norm))| {
-                (
-                    i,
-                    dot(v, query) / (norm * query_norm).max(f32::MIN_POSITIVE),
-                )
-            })
+            .map(|(i, (v, &norm))| (i, score(v, norm)))
             .collect();
-        let by_similarity = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1);
+        let by_score = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1);
         if scored.len() > k {
-            scored.select_nth_unstable_by(k, by_similarity);
+            scored.select_nth_unstable_by(k, by_score);
             scored.truncate(k);
         }
-        scored.sort_by(by_similarity);
+        scored.sort_by(by_score);
         Ok(scored
             .into_iter()
             .map(|(i, s)| (self.words[i].as_str(), s))
             .collect())
     }
+}
+
+/// How [`Embeddings::nearest_by`] scores a word against a query (notebook
+/// `06_embeddings`, §1): higher is closer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    /// The cosine of the angle between the vectors: their lengths do not count.
+    Cosine,
+    /// The raw dot product: long vectors score high against everything.
+    Dot,
+    /// Minus the Euclidean distance.
+    Euclidean,
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -238,6 +300,23 @@ mod tests {
         assert!((near[1].1 - (1.1 / (2f32.sqrt() * 1.01f32.sqrt()))).abs() < 1e-6);
         assert!(Embeddings::new(vec!["a".into()], vec![1.0], 2).is_err());
         assert!(table.nearest(&[1.0], 3, &[]).is_err());
+    }
+
+    #[test]
+    fn the_measures_rank_by_cosine_dot_and_distance() {
+        let words = ["a", "b", "c"].map(String::from).to_vec();
+        let table = Embeddings::new(words, vec![1.0, 0.0, 3.0, 3.0, 0.2, 0.5], 2).unwrap();
+        let order = |measure| {
+            let near = table.nearest_by(measure, &[1.0, 0.1], 3, &[]).unwrap();
+            near.iter().map(|n| n.0).collect::<Vec<_>>()
+        };
+        assert_eq!(order(Measure::Cosine), ["a", "b", "c"]);
+        assert_eq!(order(Measure::Dot), ["b", "a", "c"]);
+        assert_eq!(order(Measure::Euclidean), ["a", "c", "b"]);
+        let unit = table.normalized();
+        assert!(unit.norms().iter().all(|n| (n - 1.0).abs() < 1e-6));
+        assert_eq!(unit.index_of("c"), Some(2));
+        assert!((unit.row(1)[0] - 1.0 / 2f32.sqrt()).abs() < 1e-6);
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod text;
 mod verify;
 
 pub use batches::{one_hot, Batch, MiniBatches, Standardizer};
-pub use embeddings::{analogies, glove, Analogy, Embeddings};
+pub use embeddings::{analogies, glove, Analogy, Embeddings, Measure};
 pub use files::{sha256_hex, DataDir, DataFile, FILES};
 pub use images::{digits, fashion_mnist, mnist, ImageSet, FASHION_CLASSES};
 pub use synthetic::{two_moons, Points2d};

@@ -11,17 +11,20 @@
 //! - [`heatmap`](mod@heatmap): a matrix as colours with a colour bar ([`heatmap()`]).
 //! - [`contour`](mod@contour): a function of two variables as level bands, with paths over
 //!   it ([`contour()`]).
+//! - [`arrows`]: labelled points joined by arrows ([`arrow_map`]).
 //! - [`panels`]: several figures in one ([`Figure::grid`]).
 //!
 //! Every function checks its input first and returns [`Error::FigureInput`] saying what
 //! is wrong, rather than drawing a blank or misleading figure.
 
+pub mod arrows;
 pub mod charts;
 pub mod contour;
 pub mod heatmap;
 pub mod images;
 pub mod panels;
 
+pub use arrows::arrow_map;
 pub use charts::{decision_boundary, line_chart, line_chart_log, scatter, xy_chart, Scale};
 pub use contour::contour;
 pub use heatmap::heatmap;
