@@ -94,7 +94,7 @@ pub fn arrow_map(
                 EmptyElement::at(tuple(p)) + Text::new(label.clone(), (6, -8), ("sans-serif", 13))
             }))
             .map_err(|e| e.to_string())?;
-        draw_legend(&mut chart)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
 }
 
