@@ -59,6 +59,10 @@ pub fn learn_kernel(
     seed: u64,
 ) -> Result<LearnedKernel, Error> {
     let dev = device(seed);
+    // evcxr links the crate, dfdx included, afresh into every notebook cell, and each copy
+    // numbers its tensors from 0: an image made in an earlier cell could share its number
+    // with the layer's weight, and their gradients would mix. Copies made here cannot.
+    let (x, target) = (copy(&dev, x), copy(&dev, target));
     let mut layer = dev.build_module::<Conv2D<1, 1, 2>, f32>();
     let mut sgd = Method::Sgd.at(lr).build(&layer);
     let objective = |layer: &mut <Conv2D<1, 1, 2> as BuildOnDevice<Cpu, f32>>::Built,
@@ -80,6 +84,11 @@ pub fn learn_kernel(
         kernel: layer.weight.as_vec(),
         history,
     })
+}
+
+/// `t`'s values in a new tensor on `dev`.
+fn copy(dev: &Cpu, t: &Kernels) -> Kernels {
+    dev.tensor_from_vec(t.as_vec(), *t.shape())
 }
 
 #[cfg(test)]
