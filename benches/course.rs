@@ -342,7 +342,7 @@ fn adam<M: TensorCollection<f32, Cpu>>(model: &M) -> Adam<M, f32, Cpu> {
 }
 
 /// SGD with momentum 0.9 at learning rate 0.05: how notebook 04 trains its deep stacks
-/// (§3, `resnet::train_stack`) and its normalised nets (§4, `norm::train_norm` at the
+/// (§4, `resnet::train_stack`) and its normalised nets (§5, `norm::train_norm` at the
 /// notebook's learning rate).
 fn sgd<M: TensorCollection<f32, Cpu>>(model: &M) -> Sgd<M, f32, Cpu> {
     let momentum = Some(Momentum::Classic(0.9));
@@ -356,7 +356,7 @@ fn sgd<M: TensorCollection<f32, Cpu>>(model: &M) -> Sgd<M, f32, Cpu> {
     )
 }
 
-/// One Adam step (learning rate 3e-3) of notebook 04 §5's U-Net, skip connections on, on
+/// One Adam step (learning rate 3e-3) of notebook 04 §6's U-Net, skip connections on, on
 /// `batch` of its synthetic images: per-pixel binary cross-entropy, as `train_unet` trains it.
 fn time_unet_step(dev: &Cpu, batch: usize) -> f64 {
     let set = unet::shapes(batch, 0);

@@ -223,3 +223,41 @@ fn the_import_check_reads_grouped_and_plain_paths() {
     );
     assert!(crate_modules("/// see crate::tour").is_empty());
 }
+
+/// The ```` ```rust ```` blocks of a markdown cell.
+fn rust_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut rest = markdown;
+    while let Some(start) = rest.find("```rust\n") {
+        let body = &rest[start + "```rust\n".len()..];
+        let end = body.find("```").expect("a ```rust block is closed");
+        blocks.push(body[..end].to_owned());
+        rest = &body[end + 3..];
+    }
+    blocks
+}
+
+#[test]
+fn model_types_shown_in_notebooks_are_the_crates() {
+    let crate_source: String = rust_files(&root().join("src"))
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    for (path, notebook) in notebooks_in("notebooks") {
+        let cells = notebook["cells"].as_array().unwrap();
+        let markdown = cells.iter().filter(|c| c["cell_type"] == "markdown");
+        for block in markdown.flat_map(|c| rust_blocks(&source(c))) {
+            assert!(
+                crate_source.contains(&block),
+                "{} shows a type that is not in src/ as written (copy it again):\n{block}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn rust_blocks_are_read_from_markdown() {
+    let text = "a\n```rust\ntype A = B;\n```\nb\n```rust\nstruct C;\n```\n";
+    assert_eq!(rust_blocks(text), ["type A = B;\n", "struct C;\n"]);
+}

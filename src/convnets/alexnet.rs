@@ -1,4 +1,4 @@
-//! §2: AlexNet (Krizhevsky, Sutskever & Hinton, 2012) in miniature on Fashion-MNIST: its
+//! §3: AlexNet (Krizhevsky, Sutskever & Hinton, 2012) in miniature on Fashion-MNIST: its
 //! three ingredients, one at a time. ReLU trains faster than saturating tanh or sigmoid;
 //! dropout in the classifier and augmented images (random crops and flips) fight
 //! overfitting.
@@ -9,8 +9,8 @@ use crate::nn::builders::{Bias2D, Conv2D, Flatten2D, MaxPool2D, ReLU, Unflatten2
 use crate::optim::{Method, ScheduledOptimizer};
 use crate::runtime::device;
 use crate::train::{
-    fit, parameters, set_parameters, Batches, Classification, Classifier, History, Loss,
-    StepRecord, TrainConfig,
+    evaluate, fit, parameters, set_parameters, Batches, Classification, Classifier, Evaluation,
+    History, Loss, Measured, Objective, StepRecord, TrainConfig,
 };
 use crate::Error;
 use dfdx::prelude::*;
@@ -125,16 +125,48 @@ pub struct Regularisation {
     pub augment: bool,
 }
 
+/// What [`train_regularised`] measured: the loop's history (whose `train_accuracy` is the
+/// mean over each epoch's batches as trained, dropout on and images augmented) and, after
+/// each epoch, the accuracy on the training images as they are, in evaluation mode
+/// (dropout off): the training accuracy to set against the test accuracy (notebook
+/// `04_convnets` §3).
+pub struct RegularisedRun {
+    pub history: History,
+    pub train_accuracy: Vec<f32>,
+}
+
+impl RegularisedRun {
+    /// `(epoch, accuracy on the un-augmented training images, dropout off)` per epoch.
+    pub fn train_curve(&self) -> Vec<[f64; 2]> {
+        let point = |(i, &a): (usize, &f32)| [(i + 1) as f64, f64::from(a)];
+        self.train_accuracy.iter().enumerate().map(point).collect()
+    }
+
+    /// The last epoch's `(training accuracy, test accuracy)`, both in evaluation mode.
+    pub fn last(&self) -> (f64, f64) {
+        let train = self.train_accuracy.last().map_or(f32::NAN, |&a| a);
+        let test = self.history.last().map_or(f32::NAN, |e| e.test_accuracy);
+        (f64::from(train), f64::from(test))
+    }
+
+    /// The generalisation gap after the last epoch: training minus test accuracy.
+    pub fn gap(&self) -> f64 {
+        let (train, test) = self.last();
+        train - test
+    }
+}
+
 /// Trains a ReLU [`MiniAlexNet`] for `epochs` epochs with the paper's optimizer, with or
-/// without dropout and augmentation, evaluating on `test` after each epoch. Returns the
-/// history and the trained model (its first layer's filters are worth a look).
+/// without dropout and augmentation, evaluating on `test` and on the training images after
+/// each epoch. Returns the run and the trained model (its first layer's filters are worth
+/// a look).
 pub fn train_regularised(
     train: &ImageSet,
     test: &ImageSet,
     regularisation: Regularisation,
     epochs: usize,
     seed: u64,
-) -> Result<(History, MiniAlexNetRelu), Error> {
+) -> Result<(RegularisedRun, MiniAlexNetRelu), Error> {
     let dev = device(seed);
     let mut model = dev.build_module::<MiniAlexNet<ReLU>, f32>();
     he_init(&mut model)?;
@@ -143,6 +175,15 @@ pub fn train_regularised(
     }
     let mut sgd = paper_sgd(&model);
     let test = MiniBatches::<784>::from_images(&dev, test, 500, seed)?;
+    let mut train_accuracy = Vec::new();
+    let objective = AlsoOnTraining {
+        classification: Classification {
+            test: Some(&test),
+            loss: Loss::CrossEntropy,
+        },
+        train: MiniBatches::from_images(&dev, train, 500, seed)?,
+        accuracy: &mut train_accuracy,
+    };
     let batches = EpochImages {
         train,
         augment: regularisation.augment,
@@ -150,13 +191,38 @@ pub fn train_regularised(
         dev,
         current: None,
     };
-    let objective = Classification::<784, 10> {
-        test: Some(&test),
-        loss: Loss::CrossEntropy,
-    };
     let config = TrainConfig::new(epochs).quiet();
     let history = fit(&mut model, sgd.as_mut(), batches, objective, &config)?;
-    Ok((history, model))
+    let run = RegularisedRun {
+        history,
+        train_accuracy,
+    };
+    Ok((run, model))
+}
+
+/// [`Classification`], and after each epoch the model's accuracy on `train` in evaluation
+/// mode (dropout off), appended to `accuracy`.
+struct AlsoOnTraining<'a> {
+    classification: Classification<'a, 784, 10>,
+    train: MiniBatches<784>,
+    accuracy: &'a mut Vec<f32>,
+}
+
+impl<M: Classifier<784, 10>> Objective<M, Batch<784>> for AlsoOnTraining<'_> {
+    fn loss(
+        &mut self,
+        model: &mut M,
+        batch: Batch<784>,
+        grads: Gradients<f32, Cpu>,
+    ) -> Result<Measured, Error> {
+        self.classification.loss(model, batch, grads)
+    }
+
+    fn evaluate(&mut self, model: &M) -> Result<Option<Evaluation>, Error> {
+        let (_, accuracy) = evaluate(model, &self.train, Loss::CrossEntropy)?;
+        self.accuracy.push(accuracy);
+        self.classification.evaluate(model)
+    }
 }
 
 /// The training images of each epoch, in batches of [`BATCH`]: augmented afresh when
@@ -220,7 +286,7 @@ pub fn augment(images: &ImageSet, seed: u64) -> Result<ImageSet, Error> {
 }
 
 /// The first convolution's 16 learned 5×5 filters, each row-major: what the network looks
-/// for in the pixels (notebook 04 §1).
+/// for in the pixels (notebook `04_convnets` §3).
 pub fn first_layer_filters(model: &MiniAlexNetRelu) -> Vec<Vec<f32>> {
     model
         .1
@@ -281,7 +347,7 @@ mod tests {
     fn a_few_steps_of_each_activation_run() {
         let history = activation_race(&tiny_set(), Activation::Tanh, 2, 0).unwrap();
         assert_eq!(history.steps.len(), 2);
-        let (history, model) = train_regularised(
+        let (run, model) = train_regularised(
             &tiny_set(),
             &tiny_set(),
             Regularisation {
@@ -292,7 +358,8 @@ mod tests {
             0,
         )
         .unwrap();
-        assert_eq!(history.epochs.len(), 1);
+        assert_eq!(run.history.epochs.len(), 1);
+        assert_eq!(run.train_accuracy.len(), 1);
         assert_eq!(first_layer_filters(&model).len(), 16);
     }
 }

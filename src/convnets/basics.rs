@@ -1,4 +1,4 @@
-//! §1: convolution arithmetic. How stride, padding and dilation set a convolution's output
+//! §2: convolution arithmetic. How stride, padding and dilation set a convolution's output
 //! size (Dumoulin & Visin, 2016, "A guide to convolution arithmetic"), checked against the
 //! op itself, and how dilation widens the receptive field without more weights (Yu &
 //! Koltun, 2016).

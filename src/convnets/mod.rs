@@ -1,12 +1,15 @@
 //! Notebook `04_convnets`: convolutional networks, built from the layers in [`crate::nn`].
 //!
-//! One module per section: [`basics`] (§1, output sizes and receptive fields), [`alexnet`]
-//! (§2, ReLU, dropout and augmentation), [`resnet`] (§3, plain against residual stacks),
-//! [`norm`] (§4, batch against layer normalisation, precise BN), [`unet`] (§5,
-//! segmentation). LeNet, which the course's benchmarks and tests train, lives here too.
+//! One module per section: [`correlation`] (§1, what a convolution computes:
+//! cross-correlation, a kernel learned from data, shifts and pooling), [`basics`] (§2,
+//! output sizes and receptive fields), [`alexnet`] (§3, ReLU, dropout and augmentation),
+//! [`resnet`] (§4, plain against residual stacks), [`norm`] (§5, batch against layer
+//! normalisation, precise BN), [`unet`] (§6, segmentation). LeNet, which the course's
+//! benchmarks and tests train, lives here too.
 
 pub mod alexnet;
 pub mod basics;
+pub mod correlation;
 mod lenet;
 pub mod norm;
 pub mod resnet;

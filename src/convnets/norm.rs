@@ -1,4 +1,4 @@
-//! §4: batch normalisation (Ioffe & Szegedy, 2015) against layer normalisation (Ba, Kiros
+//! §5: batch normalisation (Ioffe & Szegedy, 2015) against layer normalisation (Ba, Kiros
 //! & Hinton, 2016), and what "Rethinking batch norm" (Wu & Johnson, 2021) says about BN's
 //! batch dependence and its running statistics.
 //!

@@ -1,4 +1,4 @@
-//! §3: residual connections (He, Zhang, Ren & Sun, 2016). A plain stack of convolutions
+//! §4: residual connections (He, Zhang, Ren & Sun, 2016). A plain stack of convolutions
 //! gets *harder to train* as it gets deeper, even with batch normalisation: the
 //! degradation problem. Adding each block's input to its output (`x + F(x)`) removes it.
 
@@ -55,12 +55,14 @@ pub enum Stack {
 }
 
 impl Stack {
+    /// The net's name with its depth in weighted layers, as He et al. count them: the
+    /// stem, the `depth` convolutions of the body and the linear classifier.
     pub fn name(self, depth: usize) -> String {
         let kind = match self {
             Stack::Plain => "plain",
             Stack::Residual => "residual",
         };
-        format!("{kind}, {} conv layers", depth + 1)
+        format!("{kind}, {} layers", depth + 2)
     }
 }
 

@@ -1,4 +1,4 @@
-//! §5: U-Net (Ronneberger, Fischer & Brox, 2015) for per-pixel segmentation: an encoder
+//! §6: U-Net (Ronneberger, Fischer & Brox, 2015) for per-pixel segmentation: an encoder
 //! that pools the image down to coarse, context-rich features, a decoder that grows them
 //! back, and skip connections that hand each decoder level the encoder's fine features of
 //! the same size (concatenated along the channels), so that edges come out sharp.

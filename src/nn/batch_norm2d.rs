@@ -1,7 +1,7 @@
 //! Batch normalisation for images (Ioffe & Szegedy, 2015), with dfdx's `BatchNorm2D`'s
 //! fields, defaults and semantics, as one op: two passes over the batch forward, two
-//! backward, where dfdx's version chains a dozen broadcasts and reductions. Notebook 04 §3–4
-//! trains it; §4 sets it against layer normalisation.
+//! backward, where dfdx's version chains a dozen broadcasts and reductions. Notebook 04 §4–5
+//! trains it; §5 sets it against layer normalisation.
 
 use super::channels::Channels;
 use super::op::{output_buffer, param, record, values};
@@ -222,7 +222,7 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim> ModuleMut<Batch<B, C, H, W, OwnedTa
 
 /// The readable version of [`BatchNorm2D`]'s training pass (without the running
 /// statistics): dfdx's `normalize` of each channel over the batch and its pixels, then
-/// `scale` and `bias` broadcast per channel. Notebook `04_convnets` §4.
+/// `scale` and `bias` broadcast per channel. Notebook `04_convnets` §5.
 pub fn batch_norm2d_reference<const C: usize, T: Tape<f32, Cpu>>(
     layer: &BatchNorm2D<C, f32, Cpu>,
     x: Tensor<(usize, Const<C>, usize, usize), f32, Cpu, T>,

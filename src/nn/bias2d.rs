@@ -77,7 +77,7 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu>>
 }
 
 /// The readable version of [`Bias2D`]'s forward pass: dfdx's `x + bias`, the bias
-/// broadcast over the batch and the pixels. Notebook `04_convnets` §2.
+/// broadcast over the batch and the pixels. Notebook `04_convnets` §3.
 pub fn bias2d_reference<const C: usize, T: Tape<f32, Cpu>>(
     layer: &Bias2D<C, f32, Cpu>,
     x: Tensor<(usize, Const<C>, usize, usize), f32, Cpu, T>,

@@ -73,6 +73,8 @@ impl ConvSpec {
 /// 2-D convolution of images `x` (batch × channels × height × width) with kernels `w`
 /// (out channels × channels per group × k × k, PyTorch's layout), recorded on the tape.
 /// The output is batch × out channels × ⌊(h + 2p − d(k−1) − 1)/s⌋ + 1 × (the same for w).
+/// A cross-correlation, as in every deep-learning library: the kernel is not flipped.
+/// Notebook `04_convnets` §1 checks it against d2l's `corr2d` loop, values and gradients.
 pub fn conv2d<B: Dim, C: Dim, H: Dim, W: Dim, O: Dim, I: Dim, K: Dim, T, R>(
     x: Tensor<(B, C, H, W), f32, Cpu, T>,
     w: Tensor<(O, I, K, K), f32, Cpu, R>,
@@ -122,7 +124,7 @@ where
 /// The readable version of [`conv2d`]: its definition as plain loops, each output
 /// `out[n, o, y, x] = Σ w[o, i, ky, kx] · x[n, g·I + i, y·s + ky·d − p, x·s + kx·d − p]`
 /// over the `I` channels of output `o`'s group `g` and the taps, pixels outside the image
-/// counting as zero. Notebook `04_convnets` §1 teaches the arithmetic.
+/// counting as zero. Notebook `04_convnets` §2 teaches the arithmetic.
 pub fn conv2d_reference(
     x: &Images<usize, usize, NoneTape>,
     w: &Kernels,

@@ -79,7 +79,7 @@ where
 /// The readable version of [`conv_transpose2d`]: its definition as plain loops, every
 /// input pixel adding its value times its kernel to the output patch it spreads over,
 /// `out[n, g·O + o, y·s + ky·d − p, x·s + kx·d − p] += x[n, c, y, x] · w[c, o, ky, kx]` for
-/// channel `c` of group `g`. Notebook `04_convnets` §5 (the U-Net's decoder).
+/// channel `c` of group `g`. Notebook `04_convnets` §6 (the U-Net's decoder).
 pub fn conv_transpose2d_reference(
     x: &Images<usize, usize, NoneTape>,
     w: &Kernels,

@@ -1,6 +1,6 @@
 //! Layer normalisation for images (Ba, Kiros & Hinton, 2016): each example normalised over
 //! all its channels and pixels, so that, unlike batch normalisation, nothing depends on the
-//! other examples in the batch. Notebook 04 §4 sets it against batch normalisation. One
+//! other examples in the batch. Notebook 04 §5 sets it against batch normalisation. One
 //! fused op, as batch norm is here; a test holds it against the same layer built from
 //! dfdx's ops.
 
@@ -130,7 +130,7 @@ impl<B: Dim, const C: usize, H: Dim, W: Dim, T: Tape<f32, Cpu>>
 
 /// The readable version of [`LayerNorm2D`]: dfdx's `normalize` over each example's
 /// channels and pixels, then `gamma` and `beta` broadcast per channel. Notebook
-/// `04_convnets` §4.
+/// `04_convnets` §5.
 pub fn layer_norm2d_reference<const C: usize, T: Tape<f32, Cpu>>(
     layer: &LayerNorm2D<C, f32, Cpu>,
     x: Tensor<(usize, Const<C>, usize, usize), f32, Cpu, T>,

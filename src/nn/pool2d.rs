@@ -138,7 +138,7 @@ fn for_each_window(plane: &Plane, mut f: impl FnMut(usize, Range<usize>, Range<u
 
 /// The readable version of [`pool2d`]: its definition as plain loops, each output the
 /// largest of its window's real pixels (padding never wins) or their sum over k·k (padding
-/// counts as zero). Notebook `04_convnets` §1.
+/// counts as zero). Notebook `04_convnets` §1 writes max pooling out as a loop.
 pub fn pool2d_reference(
     x: &Images<usize, usize, NoneTape>,
     kind: Pool,

@@ -82,7 +82,7 @@ pub fn add<S: Shape, T: Tape<f32, Cpu> + Merge<T>>(
 }
 
 /// The readable version of [`add`]: dfdx's `a + b`, whose gradient reaches both terms
-/// unchanged. Notebook `04_convnets` §3 (the residual connection).
+/// unchanged. Notebook `04_convnets` §4 (the residual connection).
 pub fn add_reference<S: Shape, T: Tape<f32, Cpu> + Merge<T>>(
     a: Tensor<S, f32, Cpu, T>,
     b: Tensor<S, f32, Cpu, T>,

@@ -34,7 +34,7 @@ where
 }
 
 /// The readable version of [`Upsample2D`] with nearest neighbours, as plain loops:
-/// `out[n, c, y, x] = x[n, c, y / factor, x / factor]`. Notebook `04_convnets` §5 (the
+/// `out[n, c, y, x] = x[n, c, y / factor, x / factor]`. Notebook `04_convnets` §6 (the
 /// U-Net's decoder).
 pub fn upsample2d_reference(
     x: &Tensor<(usize, usize, usize, usize), f32, Cpu>,
