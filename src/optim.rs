@@ -69,7 +69,7 @@ impl Method {
     }
 
     /// This method at learning rate `lr`, without weight decay or a schedule.
-    pub fn at(self, lr: f64) -> OptimizerConfig {
+    pub const fn at(self, lr: f64) -> OptimizerConfig {
         OptimizerConfig {
             method: self,
             lr,

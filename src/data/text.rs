@@ -60,24 +60,33 @@ impl Vocab {
 
     /// The vocabulary of `words`, keeping the words seen at least `min_count` times.
     pub fn new(words: &[String], min_count: usize) -> Vocab {
+        Vocab::keeping(words, |_, count| count >= min_count)
+    }
+
+    /// The vocabulary of the `size − 1` most frequent of `words`, plus `<unk>`: a size
+    /// fixed in advance, as a model with compile-time shapes needs.
+    pub fn most_frequent(words: &[String], size: usize) -> Vocab {
+        Vocab::keeping(words, |rank, _| rank + 1 < size)
+    }
+
+    /// The vocabulary of the words that `keep(rank, count)` accepts, ranked by frequency.
+    fn keeping(words: &[String], keep: impl Fn(usize, usize) -> bool) -> Vocab {
         let mut counts: HashMap<&str, usize> = HashMap::new();
         for word in words {
             *counts.entry(word).or_default() += 1;
         }
-        let mut kept: Vec<(&str, usize)> = counts.into_iter().collect();
-        kept.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let rare = kept
-            .iter()
-            .filter(|(_, c)| *c < min_count)
-            .map(|(_, c)| c)
-            .sum();
-        kept.retain(|(_, c)| *c >= min_count);
+        let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let (kept, rare): (Vec<_>, Vec<_>) = ranked
+            .into_iter()
+            .enumerate()
+            .partition(|&(rank, (_, count))| keep(rank, count));
         let words: Vec<String> = std::iter::once("<unk>")
-            .chain(kept.iter().map(|(w, _)| *w))
+            .chain(kept.iter().map(|(_, (w, _))| *w))
             .map(str::to_owned)
             .collect();
-        let counts = std::iter::once(rare)
-            .chain(kept.iter().map(|(_, c)| *c))
+        let counts = std::iter::once(rare.iter().map(|(_, (_, c))| c).sum())
+            .chain(kept.iter().map(|(_, (_, c))| *c))
             .collect();
         let index = words
             .iter()
@@ -182,6 +191,14 @@ mod tests {
         assert_eq!(corpus.tokens, [1, 2, 0, 1, 0, 0, 1, 2]);
         assert_eq!(corpus.decode(&corpus.tokens[..3]), "the cat <unk>");
         assert_eq!(corpus.vocab.id("zebra"), Vocab::UNK);
+    }
+
+    #[test]
+    fn a_vocabulary_of_fixed_size_keeps_the_most_frequent_words() {
+        let words = super::words("the cat saw the dog and the cat");
+        let vocab = Vocab::most_frequent(&words, 3);
+        assert_eq!(vocab.words, ["<unk>", "the", "cat"]);
+        assert_eq!(vocab.counts, [3, 3, 2]);
     }
 
     #[test]
