@@ -46,7 +46,12 @@ impl Chapters {
         };
         let (mut train, mut held_out) = (Vec::new(), Vec::new());
         for (i, chapter) in chapters.iter().enumerate() {
-            if is_held_out(i) { &mut held_out } else { &mut train }.push(ids(chapter));
+            if is_held_out(i) {
+                &mut held_out
+            } else {
+                &mut train
+            }
+            .push(ids(chapter));
         }
         Ok(Chapters {
             vocab,
@@ -88,7 +93,9 @@ pub fn split_chapters(text: &str) -> Vec<&str> {
 fn is_heading(line: &str) -> bool {
     let mut parts = line.split_whitespace();
     matches!(parts.next(), Some("CHAPTER" | "Chapter"))
-        && parts.next().is_some_and(|n| n.chars().all(|c| c.is_ascii_digit() || "IVXLC".contains(c)))
+        && parts
+            .next()
+            .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit() || "IVXLC".contains(c)))
         && parts.next().is_none()
 }
 
@@ -121,11 +128,12 @@ impl Noise {
     pub fn new(counts: &[usize], power: f64) -> Result<Noise, Error> {
         let weights: Vec<f64> = counts.iter().map(|&c| (c as f64).powf(power)).collect();
         let total: f64 = weights.iter().sum();
-        let table = WeightedAliasIndex::new(weights.clone()).map_err(|e| Error::InvalidArgument {
-            what: "word counts for the noise distribution",
-            expected: "some positive counts",
-            got: e.to_string(),
-        })?;
+        let table =
+            WeightedAliasIndex::new(weights.clone()).map_err(|e| Error::InvalidArgument {
+                what: "word counts for the noise distribution",
+                expected: "some positive counts",
+                got: e.to_string(),
+            })?;
         Ok(Noise {
             table,
             probabilities: weights.iter().map(|w| w / total).collect(),
@@ -185,7 +193,10 @@ mod tests {
         assert_eq!(chapters.train.len(), 2);
         assert_eq!(chapters.held_out.len(), 2);
         let v = |w: &str| chapters.vocab.id(w);
-        assert_eq!(chapters.train[1], [v("chapter"), v("2"), v("the"), v("dog"), v("sat")]);
+        assert_eq!(
+            chapters.train[1],
+            [v("chapter"), v("2"), v("the"), v("dog"), v("sat")]
+        );
         // "cat" occurs only in held-out chapters: not in the vocabulary, dropped there.
         assert_eq!(v("cat"), Vocab::UNK);
         assert!(!chapters.held_out[0].contains(&Vocab::UNK));
@@ -197,7 +208,10 @@ mod tests {
         // Frequencies 0, 0.99 and 0.01, against a threshold of 0.01.
         let keep = keep_probabilities(&[0, 9900, 100], 1e-2);
         assert_eq!(keep[0], 0.0);
-        assert!((keep[1] - (0.01f64 / 0.99).sqrt() - 0.01 / 0.99).abs() < 1e-12, "{keep:?}");
+        assert!(
+            (keep[1] - (0.01f64 / 0.99).sqrt() - 0.01 / 0.99).abs() < 1e-12,
+            "{keep:?}"
+        );
         assert_eq!(keep[2], 1.0);
     }
 
@@ -207,7 +221,10 @@ mod tests {
         assert!((noise.probabilities[1] / noise.probabilities[2] - 8.0).abs() < 1e-9);
         let mut rng = StdRng::seed_from_u64(0);
         let ones = (0..9000).filter(|_| noise.sample(&mut rng) == 1).count();
-        assert!((7700..8300).contains(&ones), "{ones} of 9000, expected 8000");
+        assert!(
+            (7700..8300).contains(&ones),
+            "{ones} of 9000, expected 8000"
+        );
     }
 
     #[test]

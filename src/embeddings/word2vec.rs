@@ -65,8 +65,11 @@ impl<const W: usize, const D: usize> SkipGram<W, D, f32, Cpu> {
             .retaped::<T>()
             .try_gather(dev.tensor_from_vec(contexts.to_vec(), (b * k1,)))?
             .try_reshape_like(&(b, k1, Const::<D>))?;
-        let scores = (v.try_broadcast_like::<_, Axis<1>>(&(b, k1, Const::<D>))? * u).try_sum::<_, Axis<2>>()?;
-        let labels = (0..b * k1).map(|i| if i % k1 == 0 { 1.0 } else { 0.0 }).collect();
+        let scores = (v.try_broadcast_like::<_, Axis<1>>(&(b, k1, Const::<D>))? * u)
+            .try_sum::<_, Axis<2>>()?;
+        let labels = (0..b * k1)
+            .map(|i| if i % k1 == 0 { 1.0 } else { 0.0 })
+            .collect();
         let labels = dev.tensor_from_vec(labels, (b, k1));
         Ok(binary_cross_entropy_with_logits_loss(scores, labels) * k1 as f32)
     }
@@ -82,13 +85,17 @@ impl<const W: usize, const D: usize> SkipGram<W, D, f32, Cpu> {
         negatives: &[usize],
     ) -> Result<ExampleGradients, Error> {
         let dev = self.centre.device().clone();
-        let rows: Vec<usize> = std::iter::once(context).chain(negatives.iter().copied()).collect();
+        let rows: Vec<usize> = std::iter::once(context)
+            .chain(negatives.iter().copied())
+            .collect();
         let grads = self.alloc_grads();
         let centres = dev.tensor_from_vec(vec![centre], (1,)).traced(grads);
         let loss = self.loss(centres, &rows)?;
         let value = loss.array();
         let grads = loss.backward();
-        let row = |t: &Tensor<Rank2<W, D>, f32, Cpu>, i: usize| grads.get(t).as_vec()[i * D..(i + 1) * D].to_vec();
+        let row = |t: &Tensor<Rank2<W, D>, f32, Cpu>, i: usize| {
+            grads.get(t).as_vec()[i * D..(i + 1) * D].to_vec()
+        };
         Ok(ExampleGradients {
             loss: value,
             centre: row(&self.centre, centre),
@@ -110,7 +117,11 @@ impl<const W: usize, const D: usize> SkipGram<W, D, f32, Cpu> {
             .iter()
             .map(|&(w, c)| {
                 let (w, c) = (w as usize * d, c as usize * d);
-                v[w..w + d].iter().zip(&u[c..c + d]).map(|(a, b)| a * b).sum()
+                v[w..w + d]
+                    .iter()
+                    .zip(&u[c..c + d])
+                    .map(|(a, b)| a * b)
+                    .sum()
             })
             .collect()
     }
@@ -120,7 +131,11 @@ impl<const W: usize, const D: usize> SkipGram<W, D, f32, Cpu> {
 /// σ the logistic function, s_o = u_o·v and s_k = u_k·v,
 /// loss = −log σ(s_o) − Σ_k log σ(−s_k);
 /// ∂/∂u_o = (σ(s_o) − 1) v, ∂/∂u_k = σ(s_k) v, ∂/∂v = (σ(s_o) − 1) u_o + Σ_k σ(s_k) u_k.
-pub fn example_gradients_reference(v: &[f32], u_context: &[f32], u_negatives: &[Vec<f32>]) -> ExampleGradients {
+pub fn example_gradients_reference(
+    v: &[f32],
+    u_context: &[f32],
+    u_negatives: &[Vec<f32>],
+) -> ExampleGradients {
     let sigmoid = |x: f32| 1.0 / (1.0 + (-x).exp());
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
     let mut rows: Vec<(&[f32], f32)> = vec![(u_context, 1.0)];
@@ -133,7 +148,11 @@ pub fn example_gradients_reference(v: &[f32], u_context: &[f32], u_negatives: &[
         centre.iter_mut().zip(u).for_each(|(g, x)| *g += error * x);
         contexts.push(v.iter().map(|x| error * x).collect());
     }
-    ExampleGradients { loss, centre, contexts }
+    ExampleGradients {
+        loss,
+        centre,
+        contexts,
+    }
 }
 
 /// How §4 trains skip-gram: the window, the negatives per pair, the subsampling
@@ -171,7 +190,11 @@ impl Sgns {
     };
 
     /// Skip-gram trained on the training chapters with these settings, and its history.
-    pub fn train<const W: usize, const D: usize>(&self, chapters: &Chapters, seed: u64) -> Result<(SkipGram<W, D>, History), Error> {
+    pub fn train<const W: usize, const D: usize>(
+        &self,
+        chapters: &Chapters,
+        seed: u64,
+    ) -> Result<(SkipGram<W, D>, History), Error> {
         if chapters.vocab.len() > W {
             return Err(Error::InvalidArgument {
                 what: "the vocabulary's size",
@@ -183,8 +206,13 @@ impl Sgns {
         let mut model = SkipGram::<W, D>::new(&dev);
         let mut optimizer = self.optimizer.build(&model);
         let batches = PairBatches::new(self, chapters, seed)?;
-        let objective = |m: &mut SkipGram<W, D>, (centres, contexts): (Vec<usize>, Vec<usize>), grads| -> Result<Measured, Error> {
-            let centres = dev.tensor_from_vec(centres.clone(), (centres.len(),)).traced(grads);
+        let objective = |m: &mut SkipGram<W, D>,
+                         (centres, contexts): (Vec<usize>, Vec<usize>),
+                         grads|
+         -> Result<Measured, Error> {
+            let centres = dev
+                .tensor_from_vec(centres.clone(), (centres.len(),))
+                .traced(grads);
             Ok(Measured::loss(m.loss(centres, &contexts)?))
         };
         let mut config = TrainConfig::new(self.epochs).log_every(200);
@@ -206,11 +234,15 @@ struct PairBatches<'a> {
 }
 
 impl<'a> PairBatches<'a> {
-    fn new(settings: &'a Sgns, chapters: &'a Chapters, seed: u64) -> Result<PairBatches<'a>, Error> {
+    fn new(
+        settings: &'a Sgns,
+        chapters: &'a Chapters,
+        seed: u64,
+    ) -> Result<PairBatches<'a>, Error> {
         let counts = chapters.counts();
         let keep = keep_probabilities(&counts, settings.subsample);
         let noise = Noise::new(&counts, settings.power)?;
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x5e_9a5);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x0005_e9a5);
         // The pairs of a pass vary a little between epochs; the first sets the epoch's length.
         let pairs = skipgram_pairs(&chapters.train, settings.window, &keep, &mut rng).len();
         Ok(PairBatches {
@@ -232,10 +264,20 @@ impl Batches for PairBatches<'_> {
     }
 
     fn epoch(&mut self, _epoch: usize) -> Result<impl Iterator<Item = Self::Batch> + '_, Error> {
-        let mut pairs = skipgram_pairs(&self.chapters.train, self.settings.window, &self.keep, &mut self.rng);
+        let mut pairs = skipgram_pairs(
+            &self.chapters.train,
+            self.settings.window,
+            &self.keep,
+            &mut self.rng,
+        );
         pairs.shuffle(&mut self.rng);
         let (batch, k) = (self.settings.batch, self.settings.negatives);
-        let mut chunks = pairs.chunks_exact(batch).take(self.per_epoch).map(|c| c.to_vec()).collect::<Vec<_>>().into_iter();
+        let mut chunks = pairs
+            .chunks_exact(batch)
+            .take(self.per_epoch)
+            .map(|c| c.to_vec())
+            .collect::<Vec<_>>()
+            .into_iter();
         Ok(std::iter::from_fn(move || {
             let chunk = chunks.next()?;
             let centres = chunk.iter().map(|&(w, _)| w as usize).collect();
@@ -260,11 +302,16 @@ pub struct HeldOutPairs {
 
 impl HeldOutPairs {
     /// At most `n` pairs, with `settings`' window, subsampling and noise.
-    pub fn new(chapters: &Chapters, settings: &Sgns, n: usize, seed: u64) -> Result<HeldOutPairs, Error> {
+    pub fn new(
+        chapters: &Chapters,
+        settings: &Sgns,
+        n: usize,
+        seed: u64,
+    ) -> Result<HeldOutPairs, Error> {
         let counts = chapters.counts();
         let keep = keep_probabilities(&counts, settings.subsample);
         let noise = Noise::new(&counts, settings.power)?;
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x4e1d_0u64);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x0004_e1d0);
         let mut positives = skipgram_pairs(&chapters.held_out, settings.window, &keep, &mut rng);
         positives.shuffle(&mut rng);
         positives.truncate(n);
@@ -272,7 +319,10 @@ impl HeldOutPairs {
             .iter()
             .map(|&(w, _)| (w, noise.sample(&mut rng) as u32))
             .collect();
-        Ok(HeldOutPairs { positives, negatives })
+        Ok(HeldOutPairs {
+            positives,
+            negatives,
+        })
     }
 
     /// The AUC of `score` on these pairs.
@@ -285,14 +335,23 @@ impl HeldOutPairs {
 /// training count. True contexts are drawn ∝ count, negatives ∝ count^¾, so frequency
 /// alone beats chance; the model must beat this.
 pub fn frequency_scores(counts: &[usize]) -> impl Fn(&[(u32, u32)]) -> Vec<f32> + '_ {
-    move |pairs| pairs.iter().map(|&(_, c)| (counts[c as usize] as f32).max(1.0).ln()).collect()
+    move |pairs| {
+        pairs
+            .iter()
+            .map(|&(_, c)| (counts[c as usize] as f32).max(1.0).ln())
+            .collect()
+    }
 }
 
 /// The area under the ROC curve of scores for true pairs against scores for negatives:
 /// the probability that a random true pair outscores a random negative (ties count half).
 /// 0.5 is chance.
 pub fn auc(positives: &[f32], negatives: &[f32]) -> f64 {
-    let mut all: Vec<(f32, bool)> = positives.iter().map(|&s| (s, true)).chain(negatives.iter().map(|&s| (s, false))).collect();
+    let mut all: Vec<(f32, bool)> = positives
+        .iter()
+        .map(|&s| (s, true))
+        .chain(negatives.iter().map(|&s| (s, false)))
+        .collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     // Mann-Whitney: the sum of the positives' ranks, ties given their mean rank.
     let (mut rank_sum, mut i) = (0.0, 0);
@@ -306,14 +365,28 @@ pub fn auc(positives: &[f32], negatives: &[f32]) -> f64 {
     (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
 }
 
-impl<const W: usize, const D: usize, E: Dtype, Dev: Device<E>> TensorCollection<E, Dev> for SkipGram<W, D, E, Dev> {
+impl<const W: usize, const D: usize, E: Dtype, Dev: Device<E>> TensorCollection<E, Dev>
+    for SkipGram<W, D, E, Dev>
+{
     type To<E2: Dtype, D2: Device<E2>> = SkipGram<W, D, E2, D2>;
 
-    fn iter_tensors<V: ModuleVisitor<Self, E, Dev>>(visitor: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, Dev>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         visitor.visit_fields(
             (
-                Self::tensor("centre", |s| &s.centre, |s| &mut s.centre, TensorOptions::reset_to_zeros()),
-                Self::tensor("context", |s| &s.context, |s| &mut s.context, TensorOptions::reset_to_zeros()),
+                Self::tensor(
+                    "centre",
+                    |s| &s.centre,
+                    |s| &mut s.centre,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::tensor(
+                    "context",
+                    |s| &s.context,
+                    |s| &mut s.context,
+                    TensorOptions::reset_to_zeros(),
+                ),
             ),
             |(centre, context)| SkipGram { centre, context },
         )
@@ -355,12 +428,21 @@ mod tests {
         // Two topics that never mix: words 1-4 and 5-8.
         let text = "CHAPTER 1\n".to_string() + &"a b c d a c b d e f g h e g f h ".repeat(300);
         let chapters = Chapters::new(&text, 9, 1000).unwrap();
-        let settings = Sgns { epochs: 2, batch: 64, subsample: 1.0, optimizer: Method::Adam.at(1e-2), ..Sgns::AUSTEN };
+        let settings = Sgns {
+            epochs: 2,
+            batch: 64,
+            subsample: 1.0,
+            optimizer: Method::Adam.at(1e-2),
+            ..Sgns::AUSTEN
+        };
         let (model, history) = settings.train::<9, 8>(&chapters, 0).unwrap();
         assert!(history.losses().last().unwrap() < &history.losses()[0]);
         let v = |w: &str| chapters.vocab.id(w) as u32;
         let same = model.scores(&[(v("a"), v("b")), (v("e"), v("f"))]);
         let across = model.scores(&[(v("a"), v("f")), (v("e"), v("b"))]);
-        assert!(same.iter().all(|s| across.iter().all(|a| s > a)), "{same:?} vs {across:?}");
+        assert!(
+            same.iter().all(|s| across.iter().all(|a| s > a)),
+            "{same:?} vs {across:?}"
+        );
     }
 }
