@@ -48,7 +48,8 @@ pub fn ppmi(counts: &Array2<f32>, alpha: f32) -> Array2<f32> {
     let mut out = counts.clone();
     for ((w, c), x) in out.indexed_iter_mut() {
         if *x > 0.0 {
-            let pmi = (*x / total).ln() - (rows[w] / total).ln() - (smoothed[c] / smoothed_total).ln();
+            let pmi =
+                (*x / total).ln() - (rows[w] / total).ln() - (smoothed[c] / smoothed_total).ln();
             *x = pmi.max(0.0);
         }
     }
@@ -59,16 +60,21 @@ pub fn ppmi(counts: &Array2<f32>, alpha: f32) -> Array2<f32> {
 /// LOBPCG): `U_dim Σ_dim^½`, splitting the singular values evenly between words and
 /// contexts (Levy et al., 2015, found this better than `U Σ`). Returns the vectors and
 /// the singular values, largest first.
-pub fn svd_vectors(matrix: &Array2<f32>, dim: usize, seed: u64) -> Result<(Array2<f32>, Vec<f32>), Error> {
-    let svd = TruncatedSvd::new_with_rng(matrix.clone(), Order::Largest, StdRng::seed_from_u64(seed))
-        .precision(1e-3)
-        .maxiter(200)
-        .decompose(dim)
-        .map_err(|e| Error::InvalidArgument {
-            what: "the truncated SVD",
-            expected: "to converge",
-            got: e.to_string(),
-        })?;
+pub fn svd_vectors(
+    matrix: &Array2<f32>,
+    dim: usize,
+    seed: u64,
+) -> Result<(Array2<f32>, Vec<f32>), Error> {
+    let svd =
+        TruncatedSvd::new_with_rng(matrix.clone(), Order::Largest, StdRng::seed_from_u64(seed))
+            .precision(1e-3)
+            .maxiter(200)
+            .decompose(dim)
+            .map_err(|e| Error::InvalidArgument {
+                what: "the truncated SVD",
+                expected: "to converge",
+                got: e.to_string(),
+            })?;
     let (u, sigma, _) = svd.values_vectors();
     let mut vectors = u;
     for (mut column, s) in vectors.columns_mut().into_iter().zip(&sigma) {
@@ -79,7 +85,11 @@ pub fn svd_vectors(matrix: &Array2<f32>, dim: usize, seed: u64) -> Result<(Array
 
 /// Rows of `vectors` as a table of word vectors for `words`.
 pub fn embeddings(words: &[String], vectors: &Array2<f32>) -> Result<Embeddings, Error> {
-    Embeddings::new(words.to_vec(), vectors.iter().copied().collect(), vectors.ncols())
+    Embeddings::new(
+        words.to_vec(),
+        vectors.iter().copied().collect(),
+        vectors.ncols(),
+    )
 }
 
 /// GloVe's weighting of a pair seen `x` times: (x / x_max)^¾, capped at 1, so that rare,
@@ -130,7 +140,10 @@ impl<const W: usize, const D: usize> Glove<W, D, f32, Cpu> {
         let b = self.word_bias.retaped::<T>().try_gather(rows)?;
         let bc = self.context_bias.retaped::<T>().try_gather(columns)?;
         let log_x = dev.tensor_from_vec(counts.iter().map(|x| x.ln()).collect(), (n,));
-        let weight = dev.tensor_from_vec(counts.iter().map(|&x| glove_weight(x, x_max)).collect(), (n,));
+        let weight = dev.tensor_from_vec(
+            counts.iter().map(|&x| glove_weight(x, x_max)).collect(),
+            (n,),
+        );
         let error = (w * c).try_sum::<_, Axis<1>>()? + b + bc - log_x;
         Ok((error.square() * weight).mean())
     }
@@ -161,7 +174,11 @@ impl GloveSettings {
     };
 
     /// GloVe fitted to the non-zero entries of `counts`, with its history.
-    pub fn train<const W: usize, const D: usize>(&self, counts: &Array2<f32>, seed: u64) -> Result<(Glove<W, D>, History), Error> {
+    pub fn train<const W: usize, const D: usize>(
+        &self,
+        counts: &Array2<f32>,
+        seed: u64,
+    ) -> Result<(Glove<W, D>, History), Error> {
         if counts.nrows() != W {
             return Err(Error::ShapeMismatch {
                 what: "the co-occurrence matrix",
@@ -172,13 +189,24 @@ impl GloveSettings {
         let dev = device(seed);
         let mut model = Glove::<W, D>::new(&dev);
         let mut optimizer = self.optimizer.build(&model);
-        let entries: Vec<(usize, usize, f32)> = counts.indexed_iter().filter(|(_, &x)| x > 0.0).map(|((i, j), &x)| (i, j, x)).collect();
-        let batches = Entries { entries, batch: self.batch, rng: StdRng::seed_from_u64(seed ^ 0x910e) };
-        let x_max = self.x_max;
-        let objective = |m: &mut Glove<W, D>, (rows, columns, xs): Pairs, grads| -> Result<Measured, Error> {
-            let rows = dev.tensor_from_vec(rows.clone(), (rows.len(),)).traced(grads);
-            Ok(Measured::loss(m.loss(rows, (&columns, &xs), x_max)?))
+        let entries: Vec<(usize, usize, f32)> = counts
+            .indexed_iter()
+            .filter(|(_, &x)| x > 0.0)
+            .map(|((i, j), &x)| (i, j, x))
+            .collect();
+        let batches = Entries {
+            entries,
+            batch: self.batch,
+            rng: StdRng::seed_from_u64(seed ^ 0x910e),
         };
+        let x_max = self.x_max;
+        let objective =
+            |m: &mut Glove<W, D>, (rows, columns, xs): Pairs, grads| -> Result<Measured, Error> {
+                let rows = dev
+                    .tensor_from_vec(rows.clone(), (rows.len(),))
+                    .traced(grads);
+                Ok(Measured::loss(m.loss(rows, (&columns, &xs), x_max)?))
+            };
         let mut config = TrainConfig::new(self.epochs);
         config.schedule = self.optimizer.schedule;
         let history = fit(&mut model, optimizer.as_mut(), batches, objective, &config)?;
@@ -211,25 +239,59 @@ impl Batches for Entries {
     }
 }
 
-impl<const W: usize, const D: usize, E: Dtype, Dev: Device<E>> TensorCollection<E, Dev> for Glove<W, D, E, Dev> {
+impl<const W: usize, const D: usize, E: Dtype, Dev: Device<E>> TensorCollection<E, Dev>
+    for Glove<W, D, E, Dev>
+{
     type To<E2: Dtype, D2: Device<E2>> = Glove<W, D, E2, D2>;
 
-    fn iter_tensors<V: ModuleVisitor<Self, E, Dev>>(visitor: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, Dev>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         visitor.visit_fields(
             (
-                Self::tensor("word", |s| &s.word, |s| &mut s.word, TensorOptions::reset_to_zeros()),
-                Self::tensor("context", |s| &s.context, |s| &mut s.context, TensorOptions::reset_to_zeros()),
-                Self::tensor("word_bias", |s| &s.word_bias, |s| &mut s.word_bias, TensorOptions::reset_to_zeros()),
-                Self::tensor("context_bias", |s| &s.context_bias, |s| &mut s.context_bias, TensorOptions::reset_to_zeros()),
+                Self::tensor(
+                    "word",
+                    |s| &s.word,
+                    |s| &mut s.word,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::tensor(
+                    "context",
+                    |s| &s.context,
+                    |s| &mut s.context,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::tensor(
+                    "word_bias",
+                    |s| &s.word_bias,
+                    |s| &mut s.word_bias,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::tensor(
+                    "context_bias",
+                    |s| &s.context_bias,
+                    |s| &mut s.context_bias,
+                    TensorOptions::reset_to_zeros(),
+                ),
             ),
-            |(word, context, word_bias, context_bias)| Glove { word, context, word_bias, context_bias },
+            |(word, context, word_bias, context_bias)| Glove {
+                word,
+                context,
+                word_bias,
+                context_bias,
+            },
         )
     }
 }
 
 /// How much two tables of word vectors agree: for each of `words`, the share of its `k`
 /// nearest neighbours in `a` that are also among its `k` nearest in `b`, averaged.
-pub fn neighbour_overlap(a: &Embeddings, b: &Embeddings, words: &[&str], k: usize) -> Result<f64, Error> {
+pub fn neighbour_overlap(
+    a: &Embeddings,
+    b: &Embeddings,
+    words: &[&str],
+    k: usize,
+) -> Result<f64, Error> {
     let mut total = 0.0;
     for &word in words {
         let near = |e: &Embeddings| -> Result<Vec<String>, Error> {
@@ -238,7 +300,10 @@ pub fn neighbour_overlap(a: &Embeddings, b: &Embeddings, words: &[&str], k: usiz
                 expected: "a word of both tables",
                 got: word.to_string(),
             })?;
-            Ok(e.nearest(query, k, &[word])?.into_iter().map(|(w, _)| w.to_string()).collect())
+            Ok(e.nearest(query, k, &[word])?
+                .into_iter()
+                .map(|(w, _)| w.to_string())
+                .collect())
         };
         let (na, nb) = (near(a)?, near(b)?);
         total += na.iter().filter(|w| nb.contains(w)).count() as f64 / k as f64;
@@ -251,7 +316,10 @@ pub fn neighbour_overlap(a: &Embeddings, b: &Embeddings, words: &[&str], k: usiz
 pub fn shuffled(table: &Embeddings, seed: u64) -> Result<Embeddings, Error> {
     let mut order: Vec<usize> = (0..table.len()).collect();
     order.shuffle(&mut StdRng::seed_from_u64(seed));
-    let vectors = order.iter().flat_map(|&i| table.row(i).iter().copied()).collect();
+    let vectors = order
+        .iter()
+        .flat_map(|&i| table.row(i).iter().copied())
+        .collect();
     Embeddings::new(table.words().to_vec(), vectors, table.dim())
 }
 
@@ -286,12 +354,21 @@ mod tests {
         // matrix of full rank): singular values 3.01 and 1.01, and U Σ^½ (U Σ^½)ᵀ is the
         // matrix up to the 0.01 I.
         let n = 30;
-        let x = ndarray::Array1::from_shape_fn(n, |i| if i < 10 { 1.0f32 } else { 0.0 }) / 10f32.sqrt();
-        let y = ndarray::Array1::from_shape_fn(n, |i| if i >= 20 { 1.0f32 } else { 0.0 }) / 10f32.sqrt();
-        let outer = |v: &ndarray::Array1<f32>| v.view().insert_axis(NdAxis(1)).dot(&v.view().insert_axis(NdAxis(0)));
+        let x =
+            ndarray::Array1::from_shape_fn(n, |i| if i < 10 { 1.0f32 } else { 0.0 }) / 10f32.sqrt();
+        let y = ndarray::Array1::from_shape_fn(n, |i| if i >= 20 { 1.0f32 } else { 0.0 })
+            / 10f32.sqrt();
+        let outer = |v: &ndarray::Array1<f32>| {
+            v.view()
+                .insert_axis(NdAxis(1))
+                .dot(&v.view().insert_axis(NdAxis(0)))
+        };
         let a = outer(&x) * 3.0 + outer(&y) + ndarray::Array2::<f32>::eye(n) * 0.01;
         let (v, sigma) = svd_vectors(&a, 2, 0).unwrap();
-        assert!((sigma[0] - 3.01).abs() < 1e-3 && (sigma[1] - 1.01).abs() < 1e-3, "{sigma:?}");
+        assert!(
+            (sigma[0] - 3.01).abs() < 1e-3 && (sigma[1] - 1.01).abs() < 1e-3,
+            "{sigma:?}"
+        );
         let back = v.dot(&v.t());
         assert!((back - &a).iter().all(|e| e.abs() < 0.011));
     }
@@ -299,10 +376,20 @@ mod tests {
     #[test]
     fn glove_fits_log_counts_of_a_small_matrix() {
         let counts = ndarray::array![[0.0f32, 50.0, 5.0], [50.0, 0.0, 20.0], [5.0, 20.0, 1.0]];
-        let settings = GloveSettings { batch: 7, epochs: 300, optimizer: Method::Adam.at(3e-2), ..GloveSettings::AUSTEN };
+        let settings = GloveSettings {
+            batch: 7,
+            epochs: 300,
+            optimizer: Method::Adam.at(3e-2),
+            ..GloveSettings::AUSTEN
+        };
         let (_, history) = settings.train::<3, 4>(&counts, 0).unwrap();
         let losses = history.losses();
-        assert!(losses.last().unwrap() < &(losses[0] / 100.0), "{} -> {}", losses[0], losses.last().unwrap());
+        assert!(
+            losses.last().unwrap() < &(losses[0] / 100.0),
+            "{} -> {}",
+            losses[0],
+            losses.last().unwrap()
+        );
     }
 
     #[test]
