@@ -16,6 +16,8 @@ use mustknow::attention::tasks::{reversals, Task, VOCAB};
 use mustknow::attention::{self, lm, lm::CharLm};
 use mustknow::convnets::resnet::DEEP;
 use mustknow::convnets::{unet, LeNet, MiniAlexNet, NormNet, PlainNet, ResNet, UNet};
+use mustknow::embeddings::counts::{Glove, GloveSettings};
+use mustknow::embeddings::word2vec::{Sgns, SkipGram};
 use mustknow::generalization::{lottery::LeNet300100, MnistMlp};
 use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
@@ -60,7 +62,7 @@ const fn training_step(
     }
 }
 
-const CASES: [Case; 18] = [
+const CASES: [Case; 20] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -194,8 +196,35 @@ const CASES: [Case; 18] = [
         seq2seq::BATCH,
         seq2seq::LEN,
         VOCAB,
-    ),
+    ), // Notebook 06: `batch` pairs (or co-occurrences) over a vocabulary of `channels` words
+    // with vectors of `size` components; skip-gram's `out` is 1 + its negatives.
+    Case {
+        name: "skip-gram with negative sampling training step (Adam)",
+        op: "sgns_step",
+        batch: Sgns::AUSTEN.batch,
+        channels: AUSTEN_VOCAB,
+        size: AUSTEN_DIM,
+        out: 1 + Sgns::AUSTEN.negatives,
+        kernel: 0,
+        stride: 0,
+        padding: 0,
+    },
+    Case {
+        name: "GloVe training step (Adam)",
+        op: "glove_step",
+        batch: GloveSettings::AUSTEN.batch,
+        channels: AUSTEN_VOCAB,
+        size: AUSTEN_DIM,
+        out: 1,
+        kernel: 0,
+        stride: 0,
+        padding: 0,
+    },
 ];
+
+/// Notebook 06's vocabulary and vectors: `SkipGram<4096, 64>`, `Glove<4096, 64>`.
+const AUSTEN_VOCAB: usize = 4096;
+const AUSTEN_DIM: usize = 64;
 
 fn main() {
     mustknow::runtime::join_thread_pool();
@@ -304,6 +333,8 @@ fn time_case(c: &Case) -> f64 {
         "unet_step" => time_unet_step(&dev, c.batch),
         "tagger_step" => time_tagger_step(c.batch, c.size),
         "seq2seq_step" => time_seq2seq_step(c.batch),
+        "sgns_step" => time_sgns_step(c.batch, c.out),
+        "glove_step" => time_glove_step(c.batch),
         op => unreachable!("no such op {op}"),
     }
 }
@@ -431,6 +462,51 @@ fn time_seq2seq_step(batch: usize) -> f64 {
         |m| &mut m.net,
         adam,
         |model, grads| model.loss(&sources, &targets, grads).unwrap(),
+    )
+}
+
+/// One Adam step (learning rate 1e-2) of notebook 06 §4's skip-gram on `batch` random
+/// words, each with `contexts` context rows (the true one and the negatives).
+fn time_sgns_step(batch: usize, contexts: usize) -> f64 {
+    let dev = mustknow::runtime::device(0);
+    let model = SkipGram::<AUSTEN_VOCAB, AUSTEN_DIM>::new(&dev);
+    let adam = adam_at(&model, Sgns::AUSTEN.optimizer.lr);
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut words =
+        |n: usize| -> Vec<usize> { (0..n).map(|_| rng.gen_range(1..AUSTEN_VOCAB)).collect() };
+    let (centres, rows) = (words(batch), words(batch * contexts));
+    time_step(
+        model,
+        |m| m,
+        adam,
+        |model, grads| {
+            let centres = dev.tensor_from_vec(centres.clone(), (batch,)).traced(grads);
+            model.loss(centres, &rows).unwrap()
+        },
+    )
+}
+
+/// One Adam step (learning rate 1e-2) of notebook 06 §5's GloVe on `batch` random
+/// co-occurrences with counts from 1 to 50.
+fn time_glove_step(batch: usize) -> f64 {
+    let dev = mustknow::runtime::device(0);
+    let model = Glove::<AUSTEN_VOCAB, AUSTEN_DIM>::new(&dev);
+    let settings = GloveSettings::AUSTEN;
+    let adam = adam_at(&model, settings.optimizer.lr);
+    let mut rng = StdRng::seed_from_u64(0);
+    let rows: Vec<usize> = (0..batch).map(|_| rng.gen_range(0..AUSTEN_VOCAB)).collect();
+    let columns: Vec<usize> = (0..batch).map(|_| rng.gen_range(0..AUSTEN_VOCAB)).collect();
+    let counts: Vec<f32> = (0..batch).map(|_| rng.gen_range(1.0..50.0)).collect();
+    time_step(
+        model,
+        |m| m,
+        adam,
+        |model, grads| {
+            let rows = dev.tensor_from_vec(rows.clone(), (batch,)).traced(grads);
+            model
+                .loss(rows, (&columns, &counts), settings.x_max)
+                .unwrap()
+        },
     )
 }
 

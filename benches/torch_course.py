@@ -289,11 +289,48 @@ def time_step(optimizer, loss):
     return median_ms(step)
 
 
+def sgns_step(batch, vocab, dim, contexts):
+    """mustknow::embeddings::word2vec::SkipGram's loss, Adam at 1e-2: each of `batch` words
+    against `contexts` rows (the true context, then the negatives)."""
+    centre, context = nn.Embedding(vocab, dim), nn.Embedding(vocab, dim)
+    words = torch.randint(1, vocab, (batch,))
+    rows = torch.randint(1, vocab, (batch, contexts))
+    labels = torch.zeros(batch, contexts)
+    labels[:, 0] = 1.0
+    optimizer = adam(nn.ModuleList([centre, context]), lr=1e-2)
+
+    def loss():
+        scores = (context(rows) * centre(words).unsqueeze(1)).sum(-1)
+        return F.binary_cross_entropy_with_logits(scores, labels) * contexts
+
+    return time_step(optimizer, loss)
+
+
+def glove_step(batch, vocab, dim, x_max=100.0):
+    """mustknow::embeddings::counts::Glove's loss, Adam at 1e-2, on `batch` co-occurrences."""
+    word, context = nn.Embedding(vocab, dim), nn.Embedding(vocab, dim)
+    word_bias, context_bias = nn.Embedding(vocab, 1), nn.Embedding(vocab, 1)
+    rows, columns = torch.randint(0, vocab, (batch,)), torch.randint(0, vocab, (batch,))
+    x = torch.rand(batch) * 49 + 1
+    weight, log_x = (x / x_max).pow(0.75).clamp(max=1.0), x.log()
+    optimizer = adam(nn.ModuleList([word, context, word_bias, context_bias]), lr=1e-2)
+
+    def loss():
+        fit = (word(rows) * context(columns)).sum(-1) + word_bias(rows)[:, 0] + context_bias(columns)[:, 0]
+        return (weight * (fit - log_x) ** 2).mean()
+
+    return time_step(optimizer, loss)
+
+
 def time_case(c):
     torch.manual_seed(0)
-    x = torch.randn(c["batch"], c["channels"], c["size"], c["size"], requires_grad=True)
     k, s, p = c["kernel"], c["stride"], c["padding"]
     op = c["op"]
+    if op == "sgns_step":
+        return sgns_step(c["batch"], c["channels"], c["size"], c["out"])
+    if op == "glove_step":
+        return glove_step(c["batch"], c["channels"], c["size"])
+    x = torch.randn(c["batch"], c["channels"], c["size"], c["size"], requires_grad=True)
     if op in ("conv", "conv_transpose"):
         shape = (c["out"], c["channels"]) if op == "conv" else (c["channels"], c["out"])
         w = torch.randn(*shape, k, k, requires_grad=True)
