@@ -1,10 +1,8 @@
 //! Labelled points joined by arrows: word vectors projected to 2-D with the offsets of a
 //! relation drawn (country → capital), as in word2vec's figures.
 
-use super::charts::draw_legend;
-use super::{
-    bad_input, check_finite, padded_range, tick_labels, Figure, CLASS_COLORS, LABELS, TITLE,
-};
+use super::charts::{draw_legend, linear_frame};
+use super::{bad_input, check_finite, padded_range, Figure, CLASS_COLORS};
 use crate::Error;
 use plotters::prelude::*;
 
@@ -31,24 +29,7 @@ pub fn arrow_map(
             .find_map(|a| a.iter().position(|&end| end == i))
     };
     Figure::draw(title, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, TITLE)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
-            .map_err(|e| e.to_string())?;
-        let (x_tick, y_tick) = (tick_labels(x_lo, x_hi), tick_labels(y_lo, y_hi));
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .x_label_formatter(&x_tick)
-            .y_label_formatter(&y_tick)
-            .label_style(LABELS)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = linear_frame(root, title, (x_label, y_label), (x_lo, x_hi), (y_lo, y_hi))?;
         // Pixels per unit along each axis, to draw arrowheads of the same size everywhere.
         let (xs, ys) = chart.plotting_area().get_pixel_range();
         let scale = (

@@ -7,6 +7,7 @@ use crate::data::Points2d;
 use crate::Error;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// One or more series against their index (a training curve: value per step), with a
@@ -280,6 +281,37 @@ fn emptiest_corner<X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
         .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
 }
 
+/// A chart on linear axes over `x` × `y` with the course's caption, margins and tick
+/// labels and no minor grid lines: the frame [`scatter`] and
+/// [`arrow_map`](super::arrow_map) share.
+pub(super) fn linear_frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    (x_lo, x_hi): (f64, f64),
+    (y_lo, y_hi): (f64, f64),
+) -> Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, TITLE)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
+        .map_err(|e| e.to_string())?;
+    let (x_tick, y_tick) = (tick_labels(x_lo, x_hi), tick_labels(y_lo, y_hi));
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_label_formatter(&x_tick)
+        .y_label_formatter(&y_tick)
+        .label_style(LABELS)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
 /// The series' legend, in the `position` given, over a mostly opaque white box.
 pub(super) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
@@ -328,24 +360,7 @@ pub fn scatter(
         (4, 0.85)
     };
     Figure::draw(title, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, TITLE)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
-            .map_err(|e| e.to_string())?;
-        let (x_tick, y_tick) = (tick_labels(x_lo, x_hi), tick_labels(y_lo, y_hi));
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .x_label_formatter(&x_tick)
-            .y_label_formatter(&y_tick)
-            .label_style(LABELS)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = linear_frame(root, title, (x_label, y_label), (x_lo, x_hi), (y_lo, y_hi))?;
         for k in 0..classes {
             let color = CLASS_COLORS[k % CLASS_COLORS.len()];
             let dots = points
