@@ -65,12 +65,11 @@ impl Chapters {
         self.train.iter().map(Vec::len).sum()
     }
 
-    /// How often each word occurs in the training chapters, by id (`<unk>`: 0).
+    /// How often each word occurs in the training chapters, by id: the vocabulary's
+    /// counts, with `<unk>`'s 0 (its words were dropped from the chapters).
     pub fn counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.vocab.len()];
-        for &t in self.train.iter().flatten() {
-            counts[t] += 1;
-        }
+        let mut counts = self.vocab.counts.clone();
+        counts[Vocab::UNK] = 0;
         counts
     }
 }

@@ -189,6 +189,16 @@ impl Sgns {
         optimizer: Method::Adam.at(1e-2),
     };
 
+    /// What these settings draw from `chapters`' training counts: each word's chance of
+    /// surviving subsampling, and the noise distribution of the negatives.
+    pub fn sampling(&self, chapters: &Chapters) -> Result<Sampling, Error> {
+        let counts = chapters.counts();
+        Ok(Sampling {
+            keep: keep_probabilities(&counts, self.subsample),
+            noise: Noise::new(&counts, self.power)?,
+        })
+    }
+
     /// Skip-gram trained on the training chapters with these settings, and its history.
     pub fn train<const W: usize, const D: usize>(
         &self,
@@ -222,13 +232,18 @@ impl Sgns {
     }
 }
 
+/// Subsampling's keep probabilities and the noise distribution, by word id ([`Sgns::sampling`]).
+pub struct Sampling {
+    pub keep: Vec<f64>,
+    pub noise: Noise,
+}
+
 /// Skip-gram's batches: the pairs of a fresh pass over the training chapters every epoch
 /// (new subsampling, new windows), shuffled, each with its negatives.
 struct PairBatches<'a> {
     settings: &'a Sgns,
     chapters: &'a Chapters,
-    keep: Vec<f64>,
-    noise: Noise,
+    sampling: Sampling,
     rng: StdRng,
     per_epoch: usize,
 }
@@ -239,19 +254,16 @@ impl<'a> PairBatches<'a> {
         chapters: &'a Chapters,
         seed: u64,
     ) -> Result<PairBatches<'a>, Error> {
-        let counts = chapters.counts();
-        let keep = keep_probabilities(&counts, settings.subsample);
-        let noise = Noise::new(&counts, settings.power)?;
+        let sampling = settings.sampling(chapters)?;
         let mut rng = StdRng::seed_from_u64(seed ^ 0x0005_e9a5);
         // The pairs of a pass vary a little between epochs; the first sets the epoch's length.
-        let pairs = skipgram_pairs(&chapters.train, settings.window, &keep, &mut rng).len();
+        let pairs = skipgram_pairs(&chapters.train, settings.window, &sampling.keep, &mut rng);
         Ok(PairBatches {
             settings,
             chapters,
-            keep,
-            noise,
+            per_epoch: pairs.len() / settings.batch,
+            sampling,
             rng,
-            per_epoch: pairs / settings.batch,
         })
     }
 }
@@ -264,29 +276,21 @@ impl Batches for PairBatches<'_> {
     }
 
     fn epoch(&mut self, _epoch: usize) -> Result<impl Iterator<Item = Self::Batch> + '_, Error> {
-        let mut pairs = skipgram_pairs(
-            &self.chapters.train,
-            self.settings.window,
-            &self.keep,
-            &mut self.rng,
-        );
-        pairs.shuffle(&mut self.rng);
+        let Sampling { keep, noise } = &self.sampling;
+        let rng = &mut self.rng;
+        let mut pairs = skipgram_pairs(&self.chapters.train, self.settings.window, keep, rng);
+        pairs.shuffle(rng);
         let (batch, k) = (self.settings.batch, self.settings.negatives);
-        let mut chunks = pairs
-            .chunks_exact(batch)
-            .take(self.per_epoch)
-            .map(|c| c.to_vec())
-            .collect::<Vec<_>>()
-            .into_iter();
-        Ok(std::iter::from_fn(move || {
-            let chunk = chunks.next()?;
+        let steps = self.per_epoch.min(pairs.len() / batch);
+        Ok((0..steps).map(move |i| {
+            let chunk = &pairs[i * batch..(i + 1) * batch];
             let centres = chunk.iter().map(|&(w, _)| w as usize).collect();
             let mut contexts = Vec::with_capacity(batch * (k + 1));
-            for &(_, c) in &chunk {
+            for &(_, c) in chunk {
                 contexts.push(c as usize);
-                contexts.extend((0..k).map(|_| self.noise.sample(&mut self.rng)));
+                contexts.extend((0..k).map(|_| noise.sample(rng)));
             }
-            Some((centres, contexts))
+            (centres, contexts)
         }))
     }
 }
@@ -308,9 +312,7 @@ impl HeldOutPairs {
         n: usize,
         seed: u64,
     ) -> Result<HeldOutPairs, Error> {
-        let counts = chapters.counts();
-        let keep = keep_probabilities(&counts, settings.subsample);
-        let noise = Noise::new(&counts, settings.power)?;
+        let Sampling { keep, noise } = settings.sampling(chapters)?;
         let mut rng = StdRng::seed_from_u64(seed ^ 0x0004_e1d0);
         let mut positives = skipgram_pairs(&chapters.held_out, settings.window, &keep, &mut rng);
         positives.shuffle(&mut rng);
