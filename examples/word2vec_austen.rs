@@ -25,9 +25,8 @@ fn main() -> Result<(), Error> {
     );
     let vectors = model.embeddings(&chapters.vocab.words)?;
     for word in ["elizabeth", "sister", "letter", "morning"] {
-        let query = vectors.vector(word).expect("a frequent word of Austen's");
         let near: Vec<&str> = vectors
-            .nearest(query, 8, &[word])?
+            .nearest(vectors.vector_of(word)?, 8, &[word])?
             .into_iter()
             .map(|(w, _)| w)
             .collect();

@@ -78,6 +78,15 @@ impl Embeddings {
         Some(&self.vectors[i * self.dim..(i + 1) * self.dim])
     }
 
+    /// The vector of `word`, or an error naming it when it is not in the table.
+    pub fn vector_of(&self, word: &str) -> Result<&[f32], Error> {
+        self.vector(word).ok_or_else(|| Error::InvalidArgument {
+            what: "a word",
+            expected: "one in the table's vocabulary",
+            got: word.to_owned(),
+        })
+    }
+
     /// The position of `word` in the table (its frequency rank, from 0), if it is there.
     pub fn index_of(&self, word: &str) -> Option<usize> {
         self.index.get(word).copied()

@@ -295,12 +295,7 @@ pub fn neighbour_overlap(
     let mut total = 0.0;
     for &word in words {
         let near = |e: &Embeddings| -> Result<Vec<String>, Error> {
-            let query = e.vector(word).ok_or_else(|| Error::InvalidArgument {
-                what: "a word to compare neighbours of",
-                expected: "a word of both tables",
-                got: word.to_string(),
-            })?;
-            Ok(e.nearest(query, k, &[word])?
+            Ok(e.nearest(e.vector_of(word)?, k, &[word])?
                 .into_iter()
                 .map(|(w, _)| w.to_string())
                 .collect())

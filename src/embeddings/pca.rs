@@ -45,7 +45,7 @@ pub fn offsets(embeddings: &Embeddings, pairs: &[[String; 2]]) -> Result<Vec<Vec
     pairs
         .iter()
         .map(|[from, to]| {
-            let (from, to) = (vector(embeddings, from)?, vector(embeddings, to)?);
+            let (from, to) = (embeddings.vector_of(from)?, embeddings.vector_of(to)?);
             Ok(to.iter().zip(from).map(|(t, f)| t - f).collect())
         })
         .collect()
@@ -78,7 +78,7 @@ pub fn mean_pairwise_cosine(vectors: &[Vec<f32>]) -> Result<f64, Error> {
 pub fn matrix(embeddings: &Embeddings, words: &[String]) -> Result<Array2<f64>, Error> {
     let mut rows = Array2::zeros((words.len(), embeddings.dim()));
     for (mut row, word) in rows.rows_mut().into_iter().zip(words) {
-        for (x, &v) in row.iter_mut().zip(vector(embeddings, word)?) {
+        for (x, &v) in row.iter_mut().zip(embeddings.vector_of(word)?) {
             *x = v as f64;
         }
     }
@@ -112,16 +112,6 @@ pub fn pca_map(embeddings: &Embeddings, words: &[String]) -> Result<Map, Error> 
         points,
         pca,
     })
-}
-
-fn vector<'a>(embeddings: &'a Embeddings, word: &str) -> Result<&'a [f32], Error> {
-    embeddings
-        .vector(word)
-        .ok_or_else(|| Error::InvalidArgument {
-            what: "a word",
-            expected: "one in the vocabulary",
-            got: word.to_owned(),
-        })
 }
 
 #[cfg(test)]
