@@ -18,6 +18,7 @@ use mustknow::convnets::resnet::DEEP;
 use mustknow::convnets::{unet, LeNet, MiniAlexNet, NormNet, PlainNet, ResNet, UNet};
 use mustknow::embeddings::counts::{Glove, GloveSettings};
 use mustknow::embeddings::word2vec::{Sgns, SkipGram};
+use mustknow::embeddings::{DIM as AUSTEN_DIM, VOCAB as AUSTEN_VOCAB};
 use mustknow::generalization::{lottery::LeNet300100, MnistMlp};
 use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
@@ -221,10 +222,6 @@ const CASES: [Case; 20] = [
         padding: 0,
     },
 ];
-
-/// Notebook 06's vocabulary and vectors: `SkipGram<4096, 64>`, `Glove<4096, 64>`.
-const AUSTEN_VOCAB: usize = 4096;
-const AUSTEN_DIM: usize = 64;
 
 fn main() {
     mustknow::runtime::join_thread_pool();

@@ -8,6 +8,7 @@
 use mustknow::data::austen;
 use mustknow::embeddings::corpus::Chapters;
 use mustknow::embeddings::word2vec::{frequency_scores, HeldOutPairs, Sgns};
+use mustknow::embeddings::VOCAB;
 use mustknow::Error;
 
 fn main() -> Result<(), Error> {
@@ -15,8 +16,8 @@ fn main() -> Result<(), Error> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    let chapters = Chapters::new(&austen()?, 4096, 10)?;
-    let (model, _) = Sgns::AUSTEN.train::<4096, 64>(&chapters, seed)?;
+    let chapters = Chapters::new(&austen()?, VOCAB, 10)?;
+    let (model, _) = Sgns::AUSTEN.train_austen(&chapters, seed)?;
     let held_out = HeldOutPairs::new(&chapters, &Sgns::AUSTEN, 20_000, seed)?;
     println!(
         "held-out AUC: skip-gram {:.4}, frequency of the context {:.4}",

@@ -108,6 +108,9 @@ pub struct Glove<const W: usize, const D: usize, E: Dtype = f32, Dev: Storage<E>
     pub context_bias: Tensor<Rank1<W>, E, Dev>,
 }
 
+/// §5's GloVe: [`VOCAB`](super::VOCAB) words × [`DIM`](super::DIM) dimensions.
+pub type AustenGlove = Glove<{ super::VOCAB }, { super::DIM }>;
+
 /// A batch of non-zero co-occurrences: rows, columns and counts.
 pub type Pairs = (Vec<usize>, Vec<usize>, Vec<f32>);
 
@@ -172,6 +175,16 @@ impl GloveSettings {
         epochs: 10,
         optimizer: Method::Adam.at(1e-2),
     };
+
+    /// §5's run: [`GloveSettings::train`] for an [`AustenGlove`], compiled once with the
+    /// crate rather than in the notebook cell that calls it.
+    pub fn train_austen(
+        &self,
+        counts: &Array2<f32>,
+        seed: u64,
+    ) -> Result<(AustenGlove, History), Error> {
+        self.train(counts, seed)
+    }
 
     /// GloVe fitted to the non-zero entries of `counts`, with its history.
     pub fn train<const W: usize, const D: usize>(

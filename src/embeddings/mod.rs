@@ -18,3 +18,8 @@ pub mod counts;
 pub mod pca;
 pub mod similarity;
 pub mod word2vec;
+
+/// The vocabulary §4 and §5 train on, `<unk>` included: Austen's 4,095 most frequent words.
+pub const VOCAB: usize = 4096;
+/// The dimension of the vectors §4 and §5 train.
+pub const DIM: usize = 64;

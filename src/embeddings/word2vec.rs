@@ -4,6 +4,7 @@
 //! from the noise distribution near 0.
 
 use super::corpus::{keep_probabilities, skipgram_pairs, Chapters, Noise};
+use super::{DIM, VOCAB};
 use crate::data::Embeddings;
 use crate::optim::{Method, OptimizerConfig};
 use crate::runtime::device;
@@ -24,6 +25,9 @@ pub struct SkipGram<const W: usize, const D: usize, E: Dtype = f32, Dev: Storage
     pub centre: Tensor<Rank2<W, D>, E, Dev>,
     pub context: Tensor<Rank2<W, D>, E, Dev>,
 }
+
+/// §4's model: [`VOCAB`] words × [`DIM`] dimensions.
+pub type AustenSkipGram = SkipGram<VOCAB, DIM>;
 
 /// The loss and gradients of one (word, context, negatives) example (§4's mechanism).
 #[derive(Clone, Debug, PartialEq)]
@@ -197,6 +201,16 @@ impl Sgns {
             keep: keep_probabilities(&counts, self.subsample),
             noise: Noise::new(&counts, self.power)?,
         })
+    }
+
+    /// §4's run: [`Sgns::train`] for an [`AustenSkipGram`], compiled once with the crate
+    /// rather than in the notebook cell that calls it.
+    pub fn train_austen(
+        &self,
+        chapters: &Chapters,
+        seed: u64,
+    ) -> Result<(AustenSkipGram, History), Error> {
+        self.train(chapters, seed)
     }
 
     /// Skip-gram trained on the training chapters with these settings, and its history.
