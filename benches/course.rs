@@ -8,14 +8,13 @@
 //! (`-- lenet_step char_lm_step`) run those cases alone.
 
 use dfdx::optim::{Adam, AdamConfig, Momentum, Optimizer, Sgd, SgdConfig};
-use mustknow::attention::blocks::Layout;
-use mustknow::attention::positions::Positions;
 use mustknow::attention::seq2seq::{self, Seq2Seq};
 use mustknow::attention::tagger::{self, Tagger};
 use mustknow::attention::tasks::{reversals, Task, VOCAB};
-use mustknow::attention::{self, lm, lm::CharLm};
+use mustknow::attention::{lm, lm::CharLm};
 use mustknow::convnets::resnet::DEEP;
 use mustknow::convnets::{unet, LeNet, MiniAlexNet, NormNet, PlainNet, ResNet, UNet};
+use mustknow::embeddings::bert::{self, Direction, Mlm};
 use mustknow::embeddings::counts::{Glove, GloveSettings};
 use mustknow::embeddings::word2vec::{Sgns, SkipGram};
 use mustknow::embeddings::{DIM as AUSTEN_DIM, VOCAB as AUSTEN_VOCAB};
@@ -24,6 +23,9 @@ use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
 use mustknow::tour::DigitsMlp;
 use mustknow::train::Classifier;
+use mustknow::transformer;
+use mustknow::transformer::blocks::Layout;
+use mustknow::transformer::positions::Positions;
 use serde_json::json;
 use std::time::Instant;
 
@@ -63,7 +65,7 @@ const fn training_step(
     }
 }
 
-const CASES: [Case; 20] = [
+const CASES: [Case; 21] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -197,7 +199,14 @@ const CASES: [Case; 20] = [
         seq2seq::BATCH,
         seq2seq::LEN,
         VOCAB,
-    ), // Notebook 06: `batch` pairs (or co-occurrences) over a vocabulary of `channels` words
+    ),
+    training_step(
+        "BERT masked LM (2 blocks, d 64, 16 words) training step (Adam)",
+        "mlm_step",
+        bert::BATCH,
+        bert::SEQ,
+        AUSTEN_VOCAB,
+    ), // Notebook 06 §4–5: `batch` pairs (or co-occurrences) over a vocabulary of `channels` words
     // with vectors of `size` components; skip-gram's `out` is 1 + its negatives.
     Case {
         name: "skip-gram with negative sampling training step (Adam)",
@@ -336,6 +345,7 @@ fn time_case(c: &Case) -> f64 {
         "unet_step" => time_unet_step(&dev, c.batch),
         "tagger_step" => time_tagger_step(c.batch, c.size),
         "seq2seq_step" => time_seq2seq_step(c.batch),
+        "mlm_step" => time_mlm_step(),
         op => unreachable!("no such op {op}"),
     }
 }
@@ -426,9 +436,9 @@ fn time_char_lm_step() -> f64 {
         |m| &mut m.net,
         adam,
         |model, grads| {
-            let x = attention::ids(&inputs, lm::BATCH, lm::CONTEXT).unwrap();
+            let x = transformer::ids(&inputs, lm::BATCH, lm::CONTEXT).unwrap();
             let logits = model.forward(x.traced(grads)).unwrap();
-            attention::masked_cross_entropy(logits, &targets).unwrap()
+            transformer::masked_cross_entropy(logits, &targets).unwrap()
         },
     )
 }
@@ -445,9 +455,9 @@ fn time_tagger_step(batch: usize, len: usize) -> f64 {
         |m| &mut m.net,
         adam,
         |model, grads| {
-            let x = attention::ids(&task.inputs, batch, len).unwrap();
+            let x = transformer::ids(&task.inputs, batch, len).unwrap();
             let (logits, _) = model.forward(x.traced(grads)).unwrap();
-            attention::masked_cross_entropy(logits, &task.targets).unwrap()
+            transformer::masked_cross_entropy(logits, &task.targets).unwrap()
         },
     )
 }
@@ -463,6 +473,35 @@ fn time_seq2seq_step(batch: usize) -> f64 {
         |m| &mut m.net,
         adam,
         |model, grads| model.loss(&sources, &targets, grads).unwrap(),
+    )
+}
+
+/// One Adam step (learning rate 3e-3) of notebook 06 §6's masked language model on a fixed
+/// batch: every 7th word chosen (about BERT's 15%) and shown as `[MASK]`.
+fn time_mlm_step() -> f64 {
+    let model = Mlm::new(Direction::Bidirectional, 0);
+    let adam = adam_at(&model.net, 3e-3);
+    let tokens = (0..bert::BATCH * bert::SEQ).map(|i| i * 7 % bert::MASK);
+    let (inputs, targets): (Vec<usize>, Vec<Option<usize>>) = tokens
+        .enumerate()
+        .map(|(i, t)| {
+            if i % 7 == 3 {
+                (bert::MASK, Some(t))
+            } else {
+                (t, None)
+            }
+        })
+        .unzip();
+    time_step(
+        model,
+        |m| &mut m.net,
+        adam,
+        |model, grads| {
+            let x = transformer::ids(&inputs, bert::BATCH, bert::SEQ).unwrap();
+            let net = &model.net;
+            net.loss(x.traced(grads), &targets, Direction::Bidirectional)
+                .unwrap()
+        },
     )
 }
 

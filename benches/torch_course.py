@@ -161,7 +161,7 @@ def unet_step(batch, size):
 
 
 def pre_norm_block(dim, heads, ff):
-    """mustknow::attention::blocks::Block in Layout::FULL: x + attention(norm(x)), then
+    """mustknow::transformer::blocks::Block in Layout::FULL: x + attention(norm(x)), then
     x + ff(norm(x)) with a ReLU feed-forward, no dropout."""
     return nn.TransformerEncoderLayer(dim, heads, ff, dropout=0.0, batch_first=True,
                                       norm_first=True)
@@ -190,7 +190,7 @@ class Encoder(nn.Module):
 
 
 def sinusoidal(n, dim):
-    """mustknow::attention::positions::sinusoidal: PE(p, 2i) = sin(p / 10000^(2i/dim)),
+    """mustknow::transformer::positions::sinusoidal: PE(p, 2i) = sin(p / 10000^(2i/dim)),
     PE(p, 2i+1) = cos of the same, (n, dim)."""
     pair = (torch.arange(dim) // 2 * 2).double()
     angle = torch.arange(n).double()[:, None] / 10000 ** (pair / dim)
@@ -225,7 +225,7 @@ class Seq2Seq(nn.Module):
 
 
 def sequence_loss(logits, targets):
-    """attention::masked_cross_entropy with a target at every position: the mean
+    """transformer::masked_cross_entropy with a target at every position: the mean
     cross-entropy over all of them."""
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
@@ -235,6 +235,30 @@ def char_lm_step(batch, context, chars):
     windows = (torch.arange(batch * (context + 1)) * 7 % chars).reshape(batch, context + 1)
     inputs, targets = windows[:, :-1], windows[:, 1:]
     return time_step(adam(model, 3e-3), lambda: sequence_loss(model(inputs), targets))
+
+
+class MaskedLm(Encoder):
+    """mustknow::embeddings::bert::Mlm (notebook 06 §6): the Encoder without a causal mask,
+    its final norm and head applied only at the chosen positions."""
+
+    def __init__(self, vocab, length):
+        super().__init__(vocab, length, dim=64, heads=4, ff=128, layers=2, causal=False)
+
+    def forward(self, x, at):
+        h = self.blocks(self.tokens(x) + self.positions(torch.arange(x.shape[1])))
+        return self.head(self.norm(h.reshape(-1, h.shape[-1])[at]))
+
+
+def mlm_step(batch, length, vocab):
+    """Every 7th word chosen (about BERT's 15%) and shown as [MASK], the last token."""
+    model = MaskedLm(vocab, length)
+    mask = vocab - 1
+    tokens = torch.arange(batch * length) * 7 % mask
+    at = torch.arange(batch * length)[torch.arange(batch * length) % 7 == 3]
+    inputs = tokens.clone()
+    inputs[at] = mask
+    inputs = inputs.reshape(batch, length)
+    return time_step(adam(model, 3e-3), lambda: F.cross_entropy(model(inputs, at), tokens[at]))
 
 
 def tagger_step(batch, length, vocab):
@@ -364,6 +388,8 @@ def time_case(c):
         return tagger_step(c["batch"], c["size"], c["out"])
     if op == "seq2seq_step":
         return seq2seq_step(c["batch"], c["size"], c["out"])
+    if op == "mlm_step":
+        return mlm_step(c["batch"], c["size"], c["out"])
     raise ValueError(f"no such op {op}")
 
 

@@ -6,7 +6,8 @@
 //! `embeddings` is `06_embeddings`), plus
 //! small shared modules: [`data`] (datasets and mini-batches), [`models`] (models more
 //! than one notebook trains), [`optim`] (optimizer settings and learning-rate schedules),
-//! [`train`] (the one training loop), [`runtime`] (the device and thread pool training
+//! [`train`] (the one training loop), [`transformer`] (attention and the transformer's
+//! blocks, taught in `05_attention` and reused in `06_embeddings`), [`runtime`] (the device and thread pool training
 //! runs on), [`nn`] (layers and fused ops for dfdx on stable Rust), [`plot`] (figures),
 //! [`display`] (tables), [`seed`]. A section's module uses the shared ones and never
 //! another section's. Notebooks start with
@@ -31,6 +32,7 @@ pub mod seed;
 pub(crate) mod testing;
 pub mod tour;
 pub mod train;
+pub mod transformer;
 
 pub use error::Error;
 // The libraries notebooks use directly (evcxr sees only crates loaded with `:dep`).

@@ -2,23 +2,18 @@
 //! layout: Radford et al., 2018) on Jane Austen's novels, one character at a time. Every
 //! position predicts the next character; a causal mask keeps it from reading ahead.
 
-use super::blocks::{Layout, Stack};
-use super::positions::add_learned;
-use super::scaled::causal_mask;
 use super::tagger::Curve;
-use super::{ids, masked_cross_entropy, Ids, Logits};
 use crate::data::CharCorpus;
-use crate::nn::{linear, LayerNorm1D};
+use crate::nn::linear;
 use crate::optim::{Method, Schedule};
 use crate::runtime::device;
 use crate::train::{fit, Drawn, Evaluation, Measured, Objective, TrainConfig};
+use crate::transformer::model::TokenModel;
+use crate::transformer::scaled::causal_mask;
+use crate::transformer::{ids, masked_cross_entropy, Ids, Logits};
 use crate::Error;
-use dfdx::nn::builders as builder;
-use dfdx::nn::modules::{Embedding, Linear};
 use dfdx::prelude::*;
-use num_traits::Float;
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use rand_distr::uniform::SampleUniform;
 
 /// Room for this many distinct characters (Austen's text has 81).
 pub const CHARS: usize = 96;
@@ -38,14 +33,7 @@ pub const BATCH: usize = 32;
 pub const VALIDATION: f64 = 0.1;
 
 /// The weights of [`CharLm`].
-#[derive(Clone, Debug)]
-pub struct CharLmNet<E: Dtype, D: Storage<E>> {
-    pub tokens: Embedding<CHARS, DIM, E, D>,
-    pub positions: Embedding<CONTEXT, DIM, E, D>,
-    pub stack: Stack<LAYERS, DIM, HEADS, FF, E, D>,
-    pub norm: LayerNorm1D<DIM, E, D>,
-    pub head: Linear<DIM, CHARS, E, D>,
-}
+pub type CharLmNet<E, D> = TokenModel<CHARS, CONTEXT, LAYERS, DIM, HEADS, FF, E, D>;
 
 /// A character-level, decoder-only transformer: learned positions, `LAYERS` pre-norm
 /// blocks of `HEADS` heads, causal self-attention, `CONTEXT` characters of context.
@@ -224,13 +212,7 @@ impl CharLm {
     pub fn new(seed: u64) -> Self {
         let dev = device(seed);
         CharLm {
-            net: CharLmNet {
-                tokens: dev.build_module::<builder::Embedding<CHARS, DIM>, f32>(),
-                positions: dev.build_module::<builder::Embedding<CONTEXT, DIM>, f32>(),
-                stack: Stack::new(&dev),
-                norm: dev.build_module::<crate::nn::builders::LayerNorm1D<DIM>, f32>(),
-                head: dev.build_module::<builder::Linear<DIM, CHARS>, f32>(),
-            },
+            net: CharLmNet::new(&dev),
         }
     }
 
@@ -346,11 +328,7 @@ impl CharLmNet<f32, Cpu> {
     /// See [`CharLm::forward`].
     fn forward<T: Tape<f32, Cpu> + Merge<T>>(&self, x: Ids<T>) -> Result<Logits<CHARS, T>, Error> {
         let (b, n) = *x.shape();
-        let h = self.tokens.try_forward(x)?;
-        let h = add_learned(h, &self.positions)?;
-        let (h, _) = self
-            .stack
-            .forward(h, Some(&causal_mask(b, n)), Layout::FULL)?;
+        let h = self.hidden(x, Some(&causal_mask(b, n)))?;
         linear(&self.head, self.norm.try_forward(h)?)
     }
 
@@ -393,34 +371,6 @@ impl Objective<CharLmNet<f32, Cpu>, Windows> for NextCharacter<'_> {
             loss: net.validation_loss(self.split, self.seed)?,
             accuracy: None,
         }))
-    }
-}
-
-impl<E, D: Device<E>> TensorCollection<E, D> for CharLmNet<E, D>
-where
-    E: Dtype + Float + SampleUniform,
-{
-    type To<E2: Dtype, D2: Device<E2>> = CharLmNet<E2, D2>;
-
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
-        visitor: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(
-            (
-                Self::module("tokens", |s| &s.tokens, |s| &mut s.tokens),
-                Self::module("positions", |s| &s.positions, |s| &mut s.positions),
-                Self::module("stack", |s| &s.stack, |s| &mut s.stack),
-                Self::module("norm", |s| &s.norm, |s| &mut s.norm),
-                Self::module("head", |s| &s.head, |s| &mut s.head),
-            ),
-            |(tokens, positions, stack, norm, head)| CharLmNet {
-                tokens,
-                positions,
-                stack,
-                norm,
-                head,
-            },
-        )
     }
 }
 

@@ -1,58 +1,28 @@
 //! Notebook `05_attention`: attention and transformers, built up piece by piece after
 //! "Attention is all you need" (Vaswani et al., 2017).
 //!
-//! One module per idea: [`scaled`] (§1–§2, scaled dot-product attention and masks),
-//! [`heads`] (§3, multi-head attention, checked against dfdx's), [`positions`] (§4,
-//! sinusoidal and learned positional encodings), [`blocks`] (§5, feed-forward, residuals,
-//! layer norm), [`tasks`] (the toy sequences), [`tagger`] (an encoder that labels every
-//! position, trained in §3–§5), [`seq2seq`] (§6, encoder-decoder on string reversal) and
-//! [`lm`] (§7, a character-level language model on Jane Austen).
+//! The pieces themselves live in the shared [`crate::transformer`] module, since notebook
+//! `06_embeddings` builds BERT from them too: [`scaled`] (§1–§2, scaled dot-product
+//! attention and masks), [`heads`] (§3, multi-head attention, checked against dfdx's),
+//! [`positions`] (§4, sinusoidal and learned positional encodings), [`blocks`] (§5,
+//! feed-forward, residuals, layer norm). Here are the section's own: [`tasks`] (the toy
+//! sequences), [`tagger`] (an encoder that labels every position, trained in §3–§5),
+//! [`seq2seq`] (§6, encoder-decoder on string reversal), [`lm`] (§7, a character-level
+//! language model on Jane Austen), and the attention-map readers below.
 //!
-//! Shapes: the model dimension `M` and the number of heads `H` are compile-time constants;
-//! the batch and the sequence length are run-time sizes, so one model reads sequences of
-//! any length (§4 tests lengths it never saw).
+//! [`scaled`]: crate::transformer::scaled
+//! [`heads`]: crate::transformer::heads
+//! [`positions`]: crate::transformer::positions
+//! [`blocks`]: crate::transformer::blocks
 
-pub mod blocks;
-pub mod heads;
 pub mod lm;
-pub mod positions;
-pub mod scaled;
 pub mod seq2seq;
 pub mod tagger;
 pub mod tasks;
 
+use crate::transformer::Heads;
 use crate::Error;
 use dfdx::prelude::*;
-
-/// A batch of sequences of `M`-dimensional tokens: (batch, sequence, M).
-pub type Seqs<const M: usize, T = NoneTape> = Tensor<(usize, usize, Const<M>), f32, Cpu, T>;
-/// Per-head tensors: (batch, heads, sequence, head dimension), or attention weights
-/// (batch, heads, queries, keys).
-pub type Heads<T = NoneTape> = Tensor<(usize, usize, usize, usize), f32, Cpu, T>;
-/// An additive attention mask (batch, queries, keys): 0 where a query may look,
-/// [`scaled::MASKED`] where it may not.
-pub type Mask = Tensor<(usize, usize, usize), f32, Cpu>;
-/// Token ids (batch, sequence).
-pub type Ids<T = NoneTape> = Tensor<(usize, usize), usize, Cpu, T>;
-/// Scores over a vocabulary of `V` tokens at every position: (batch, sequence, V).
-pub type Logits<const V: usize, T = NoneTape> = Tensor<(usize, usize, Const<V>), f32, Cpu, T>;
-
-/// The mean cross-entropy over the positions that have a target (`None` where nothing is
-/// predicted), and its readable version from dfdx's log-softmax: `nn`'s ops, which the
-/// tagger, the encoder-decoder and the language model train with (§3–§7).
-pub use crate::nn::{masked_cross_entropy, masked_cross_entropy_reference};
-
-/// Token ids as a tensor (batch, seq).
-pub fn ids(tokens: &[usize], batch: usize, len: usize) -> Result<Ids, Error> {
-    if tokens.len() != batch * len {
-        return Err(Error::ShapeMismatch {
-            what: "the token ids",
-            expected: format!("batch × length = {}", batch * len),
-            got: tokens.len().to_string(),
-        });
-    }
-    Ok(Cpu::default().tensor_from_vec(tokens.to_vec(), (batch, len)))
-}
 
 /// The attention map of example `example`, head `head`: a (queries × keys) matrix,
 /// row-major, ready for [`crate::plot::heatmap()`].

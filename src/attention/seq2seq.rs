@@ -4,16 +4,16 @@
 //! own earlier outputs (causal self-attention) and to the encoder's output
 //! (cross-attention).
 
-use super::blocks::{DecoderBlock, Layout, Stack};
-use super::positions::add_sinusoidal;
-use super::scaled::causal_mask;
 use super::tagger::Curve;
 use super::tasks::{reversals, BOS, VOCAB};
-use super::{ids, masked_cross_entropy, Heads, Ids, Logits, Seqs};
 use crate::nn::{linear, LayerNorm1D};
 use crate::optim::{Method, Schedule};
 use crate::runtime::device;
 use crate::train::{argmax, fit, Drawn, Measured, TrainConfig};
+use crate::transformer::blocks::{DecoderBlock, Layout, Stack};
+use crate::transformer::positions::add_sinusoidal;
+use crate::transformer::scaled::causal_mask;
+use crate::transformer::{ids, masked_cross_entropy, Heads, Ids, Logits, Seqs};
 use crate::Error;
 use dfdx::nn::builders as builder;
 use dfdx::nn::modules::{Embedding, Linear};

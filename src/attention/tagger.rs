@@ -1,14 +1,14 @@
 //! An encoder that labels every position of a digit string (notebook `05_attention`
 //! §3–§5): token embedding, positional encoding, a [`Stack`] of blocks, a linear read-out.
 
-use super::blocks::{Layout, Norm, Stack};
-use super::positions::{add_positions, Positions};
 use super::tasks::{Batch, Task, VOCAB};
-use super::{ids, masked_cross_entropy, Heads, Ids, Logits, Seqs};
 use crate::nn::{linear, LayerNorm1D};
 use crate::optim::{Method, Schedule};
 use crate::runtime::device;
 use crate::train::{argmax, fit, Drawn, Measured, TrainConfig};
+use crate::transformer::blocks::{Layout, Norm, Stack};
+use crate::transformer::positions::{add_positions, Positions};
+use crate::transformer::{ids, masked_cross_entropy, Heads, Ids, Logits, Seqs};
 use crate::Error;
 use dfdx::nn::builders as builder;
 use dfdx::nn::modules::{Embedding, Linear};

@@ -22,6 +22,26 @@ impl Chapters {
     /// `held_out_every`-th chapter and keeps the `vocab_size − 1` most frequent words of
     /// the rest (plus `<unk>`, id 0, which never occurs in the chapters).
     pub fn new(text: &str, vocab_size: usize, held_out_every: usize) -> Result<Chapters, Error> {
+        Chapters::split(text, vocab_size, held_out_every, false)
+    }
+
+    /// As [`Chapters::new`], but every word outside the vocabulary stays in the chapters as
+    /// `<unk>` (BERT's `[UNK]`, §6): a masked language model reads the text as it is, and
+    /// dropping words would join phrases that were never side by side.
+    pub fn with_unknown(
+        text: &str,
+        vocab_size: usize,
+        held_out_every: usize,
+    ) -> Result<Chapters, Error> {
+        Chapters::split(text, vocab_size, held_out_every, true)
+    }
+
+    fn split(
+        text: &str,
+        vocab_size: usize,
+        held_out_every: usize,
+        keep_unknown: bool,
+    ) -> Result<Chapters, Error> {
         if held_out_every < 2 {
             return Err(Error::InvalidArgument {
                 what: "held_out_every",
@@ -41,7 +61,7 @@ impl Chapters {
         let ids = |c: &Vec<String>| -> Vec<usize> {
             c.iter()
                 .map(|w| vocab.id(w))
-                .filter(|&id| id != Vocab::UNK)
+                .filter(|&id| keep_unknown || id != Vocab::UNK)
                 .collect()
         };
         let (mut train, mut held_out) = (Vec::new(), Vec::new());
@@ -200,6 +220,13 @@ mod tests {
         assert_eq!(v("cat"), Vocab::UNK);
         assert!(!chapters.held_out[0].contains(&Vocab::UNK));
         assert_eq!(chapters.train_tokens(), 6);
+        let with_unknown = Chapters::with_unknown(TEXT, 100, 2).unwrap();
+        // Held-out chapter 1, "CHAPTER 1 the cat sat": "1" and "cat" are unknown.
+        let unk = Vocab::UNK;
+        assert_eq!(
+            with_unknown.held_out[0],
+            [v("chapter"), unk, v("the"), unk, v("sat")]
+        );
     }
 
     #[test]

@@ -11,15 +11,19 @@
 //!   and the noise distribution.
 //! - [`word2vec`]: §4, skip-gram with negative sampling.
 //! - [`counts`]: §5, co-occurrence counts, PPMI with a truncated SVD, and GloVe.
+//! - [`bert`]: §6, BERT's masked language modelling, on the shared
+//!   [`crate::transformer`] blocks.
 
 pub mod analogy;
+pub mod bert;
 pub mod corpus;
 pub mod counts;
 pub mod pca;
 pub mod similarity;
 pub mod word2vec;
 
-/// The vocabulary §4 and §5 train on, `<unk>` included: Austen's 4,095 most frequent words.
+/// The vocabulary §4 and §5 train on, `<unk>` included: Austen's 4,095 most frequent words
+/// (§6 keeps one word fewer, for `[MASK]`).
 pub const VOCAB: usize = 4096;
-/// The dimension of the vectors §4 and §5 train.
+/// The dimension of the vectors §4 and §5 train, and of §6's encoder.
 pub const DIM: usize = 64;

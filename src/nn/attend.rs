@@ -1,6 +1,6 @@
 //! Scaled dot-product attention (Vaswani et al., 2017, eq. 1), `softmax(Q Kᵀ·scale + mask) V`,
 //! as one op with a hand-derived backward pass, and [`attend_reference`], the same from
-//! dfdx's ops. Notebook `05_attention` §1–§2 teaches it (`attention::scaled`).
+//! dfdx's ops. Notebook `05_attention` §1–§2 teaches it (`transformer::scaled`).
 
 use super::matmul::{matmul, Mat};
 use super::op::{chunks_per_task, output_buffer, param, record, shape_error, values};
@@ -18,7 +18,7 @@ type Mask = Tensor<(usize, usize, usize), f32, Cpu>;
 /// (batch, heads, keys, d), `v` (batch, heads, keys, d_v). Returns the outputs
 /// (batch, heads, queries, d_v) and the attention weights (batch, heads, queries, keys),
 /// each row summing to 1. `mask` (batch, queries, keys) is added to the scores before the
-/// softmax (a large negative entry, `attention::scaled::MASKED`, hides a key); `scale`
+/// softmax (a large negative entry, `transformer::scaled::MASKED`, hides a key); `scale`
 /// multiplies the scores (1/√d in the paper). One op: the scores, the softmax and the
 /// weighted sum per head, and their gradients, where dfdx's ops take a pass each.
 /// [`attend_reference`] is the readable version; notebook `05_attention` §1–§2.

@@ -1,4 +1,6 @@
-//! Notebook `05_attention` §1–§2: scaled dot-product attention, written out, with the
+//! Taught in notebook `05_attention` §1–§2; `06_embeddings` §6 builds BERT from it.
+//!
+//! Scaled dot-product attention, written out, with the
 //! masks that hide future or padding positions.
 //!
 //! Attention (Vaswani et al., 2017, eq. 1) is `softmax(Q Kᵀ / √d) V`: every query scores

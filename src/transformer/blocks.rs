@@ -1,4 +1,6 @@
-//! Notebook `05_attention` §5: the transformer block. Attention, then a position-wise
+//! Taught in notebook `05_attention` §5; `06_embeddings` §6 builds BERT from it.
+//!
+//! The transformer block. Attention, then a position-wise
 //! feed-forward network, each wrapped in a residual connection and a layer norm
 //! (Vaswani et al., 2017, §3.1; He et al., 2016, for residuals; Ba, Kiros & Hinton, 2016,
 //! for layer norm). Which of these a block uses is a run-time [`Layout`], so the ablation

@@ -1,4 +1,6 @@
-//! Notebook `05_attention` §4: positional encodings. Attention itself ignores order (permute
+//! Taught in notebook `05_attention` §4; `06_embeddings` §6 builds BERT from it.
+//!
+//! Positional encodings. Attention itself ignores order (permute
 //! the keys and values together and the output is the same), so the position of each token
 //! must be added to its embedding.
 

@@ -1,4 +1,6 @@
-//! Notebook `05_attention` §3: multi-head attention written step by step (split, attend,
+//! Taught in notebook `05_attention` §3; `06_embeddings` §6 builds BERT from it.
+//!
+//! Multi-head attention written step by step (split, attend,
 //! concatenate, project) on the weights of dfdx's [`MultiHeadAttention`], so the two can be
 //! compared, plus the masks dfdx's layer does not take.
 
