@@ -90,15 +90,6 @@ pub enum Direction {
     LeftToRight,
 }
 
-impl Direction {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Direction::Bidirectional => "bidirectional",
-            Direction::LeftToRight => "left-to-right",
-        }
-    }
-}
-
 /// The weights of [`Mlm`].
 pub type MlmNet<E, D> = TokenModel<VOCAB, SEQ, LAYERS, DIM, HEADS, FF, E, D>;
 
@@ -130,7 +121,7 @@ impl Mlm {
     }
 
     /// [`Mlm::new`] trained for `steps` Adam steps on batches of [`BATCH`] random windows of
-    /// the training chapters, masked afresh by `masking`, with its held-out loss and
+    /// the training chapters, masked afresh by [`Masking::BERT`], with its held-out loss and
     /// accuracy on `held_out` measured [`EVALUATIONS`] times. The settings are notebook
     /// `05_attention`'s character model's (Adam at 3e-3, warm-up over the first tenth,
     /// then half a cosine down to a tenth), not tuned here.
