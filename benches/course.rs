@@ -21,6 +21,7 @@ use mustknow::embeddings::{DIM as AUSTEN_DIM, VOCAB as AUSTEN_VOCAB};
 use mustknow::generalization::{lottery::LeNet300100, MnistMlp};
 use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
+use mustknow::self_supervised::{self as ssl, losses::nt_xent, simclr};
 use mustknow::tour::DigitsMlp;
 use mustknow::train::Classifier;
 use mustknow::transformer;
@@ -65,7 +66,7 @@ const fn training_step(
     }
 }
 
-const CASES: [Case; 21] = [
+const CASES: [Case; 22] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -206,7 +207,15 @@ const CASES: [Case; 21] = [
         bert::BATCH,
         bert::SEQ,
         AUSTEN_VOCAB,
-    ), // Notebook 06 §4–5: `batch` pairs (or co-occurrences) over a vocabulary of `channels` words
+    ),
+    training_step(
+        "SimCLR (3-conv encoder, projection head, NT-Xent), 2 × 128 views, training step (Adam)",
+        "simclr_step",
+        128,
+        ssl::SIDE,
+        ssl::PROJECTION,
+    ),
+    // Notebook 06 §4–5: `batch` pairs (or co-occurrences) over a vocabulary of `channels` words
     // with vectors of `size` components; skip-gram's `out` is 1 + its negatives.
     Case {
         name: "skip-gram with negative sampling training step (Adam)",
@@ -346,6 +355,7 @@ fn time_case(c: &Case) -> f64 {
         "tagger_step" => time_tagger_step(c.batch, c.size),
         "seq2seq_step" => time_seq2seq_step(c.batch),
         "mlm_step" => time_mlm_step(),
+        "simclr_step" => time_simclr_step(c.batch),
         op => unreachable!("no such op {op}"),
     }
 }
@@ -501,6 +511,26 @@ fn time_mlm_step() -> f64 {
             let net = &model.net;
             net.loss(x.traced(grads), &targets, Direction::Bidirectional)
                 .unwrap()
+        },
+    )
+}
+
+/// One Adam step (learning rate 2e-3) of notebook 07 §3's SimCLR on a fixed batch of two
+/// views of `batch` images: the encoder, the projection head and NT-Xent at τ = 0.2 (the
+/// views' augmentation, made on the side, is not timed).
+fn time_simclr_step(batch: usize) -> f64 {
+    let dev = mustknow::runtime::device(0);
+    let net = dev.build_module::<(ssl::Encoder, ssl::Projector), f32>();
+    let adam = adam_at(&net, 2e-3);
+    let views: Tensor<(usize, Const<{ ssl::PIXELS }>), f32, Cpu> =
+        dev.sample_uniform_like(&(2 * batch, Const));
+    time_step(
+        net,
+        |m| m,
+        adam,
+        |net, grads| {
+            let z = net.forward_mut(views.clone().traced(grads));
+            nt_xent(z, simclr::TEMPERATURE).unwrap()
         },
     )
 }

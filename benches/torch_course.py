@@ -261,6 +261,30 @@ def mlm_step(batch, length, vocab):
     return time_step(adam(model, 3e-3), lambda: F.cross_entropy(model(inputs, at), tokens[at]))
 
 
+def ssl_encoder():
+    """mustknow::self_supervised::Encoder (notebook 07): three stride-2 3×3 convolutions
+    without bias, each with layer norm (GroupNorm(1, C)) and ReLU, then a linear map to 128."""
+    layers = [nn.Unflatten(1, (1, 28, 28))]
+    for c_in, c_out in [(1, 16), (16, 32), (32, 64)]:
+        layers += [nn.Conv2d(c_in, c_out, 3, 2, 1, bias=False), layer_norm_2d(c_out), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(1024, 128), nn.ReLU())
+
+
+def nt_xent(z, temperature):
+    """mustknow::self_supervised::losses::nt_xent: rows i and i + B are two views of one image."""
+    z = F.normalize(z, dim=1)
+    scores = z @ z.T / temperature - 1e9 * torch.eye(len(z))
+    partners = (torch.arange(len(z)) + len(z) // 2) % len(z)
+    return F.cross_entropy(scores, partners)
+
+
+def simclr_step(batch, projection):
+    """One Adam step (learning rate 2e-3) of notebook 07 §3's SimCLR on 2·batch fixed views."""
+    model = nn.Sequential(ssl_encoder(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, projection))
+    views = torch.rand(2 * batch, 784)
+    return time_step(adam(model, 2e-3), lambda: nt_xent(model(views), 0.2))
+
+
 def tagger_step(batch, length, vocab):
     """One Adam step (learning rate 3e-3) of notebook 05 §5's tagger, Tagger<4, DEPTH> with
     DEPTH = 6 (DIM 32, FF 64, MAX_POS 32), on a batch of the two-look-ups task: the label at
@@ -390,6 +414,8 @@ def time_case(c):
         return seq2seq_step(c["batch"], c["size"], c["out"])
     if op == "mlm_step":
         return mlm_step(c["batch"], c["size"], c["out"])
+    if op == "simclr_step":
+        return simclr_step(c["batch"], c["out"])
     raise ValueError(f"no such op {op}")
 
 

@@ -3,7 +3,7 @@
 //! One module per notebook section (`tour` is `notebooks/00_tour.ipynb`, `backprop` is
 //! `01_backprop`, `optimization` is `02_optimization`, `generalization` is
 //! `03_generalization`, `convnets` is `04_convnets`, `attention` is `05_attention`,
-//! `embeddings` is `06_embeddings`), plus
+//! `embeddings` is `06_embeddings`, `self_supervised` is `07_self_supervised`), plus
 //! small shared modules: [`data`] (datasets and mini-batches), [`models`] (models more
 //! than one notebook trains), [`optim`] (optimizer settings and learning-rate schedules),
 //! [`train`] (the one training loop), [`transformer`] (attention and the transformer's
@@ -28,6 +28,7 @@ pub mod optimization;
 pub mod plot;
 pub mod runtime;
 pub mod seed;
+pub mod self_supervised;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod tour;
