@@ -209,9 +209,9 @@ const CASES: [Case; 22] = [
         AUSTEN_VOCAB,
     ),
     training_step(
-        "SimCLR (3-conv encoder, projection head, NT-Xent), 2 × 128 views, training step (Adam)",
+        "SimCLR (3-conv encoder, projection head, NT-Xent), 2 × 96 views, training step (Adam)",
         "simclr_step",
-        128,
+        96,
         ssl::SIDE,
         ssl::PROJECTION,
     ),

@@ -224,12 +224,12 @@ pub struct Pretraining {
 }
 
 impl Pretraining {
-    /// The course's settings: 500 steps of 128 images (about 9 passes over the pool), Adam
+    /// The course's settings: 500 steps of 96 images (about 7 passes over the pool), Adam
     /// at 2·10⁻³, SimCLR's augmentations.
     pub fn new(seed: u64) -> Pretraining {
         Pretraining {
             steps: 500,
-            batch: 128,
+            batch: 96,
             lr: 2e-3,
             augment: Augment::simclr(),
             seed,
