@@ -8,9 +8,13 @@
 use super::collapse::normalized_std;
 use super::losses::normalize_rows;
 use super::probe::Features;
-use super::{ema, features, Encoder, EncoderNet, Pretraining, PIXELS, PROJECTION, REPRESENTATION};
+use super::{
+    ema, features, swap_halves, Encoder, EncoderNet, Pretraining, PIXELS, PROJECTION,
+    REPRESENTATION,
+};
 use crate::data::ImageSet;
 use crate::nn::builders::ReLU;
+use crate::optim::Method;
 use crate::runtime::device;
 use crate::train::{fit, Drawn, Evaluation, History, Measured, Objective};
 use crate::Error;
@@ -132,16 +136,6 @@ impl Objective<OnlineNet, Views> for ByolObjective<'_> {
     }
 }
 
-/// Rows `i` and `i + B` of a `2B`-row batch exchanged: each view's partner in its place.
-pub(crate) fn swap_halves<const D: usize>(
-    x: Tensor<(usize, Const<D>), f32, Cpu>,
-) -> Tensor<(usize, Const<D>), f32, Cpu> {
-    let (rows, half) = (x.shape().0, x.shape().0 / 2 * D);
-    let mut values = x.as_vec();
-    values.rotate_left(half);
-    x.device().tensor_from_vec(values, (rows, Const::<D>))
-}
-
 impl Byol {
     /// Pre-trains a fresh online network on `pool`'s images (labels unused), its target
     /// starting as a copy of it; `monitor`'s images feed the collapse monitor.
@@ -152,7 +146,7 @@ impl Byol {
         variant: Variant,
     ) -> Result<(Byol, History), Error> {
         let mut net = device(settings.seed).build_module::<Online, f32>();
-        let mut adam = settings.adam(&net);
+        let mut adam = Method::Adam.at(settings.lr).build(&net);
         let views = Drawn::new(super::EPOCH, settings.views(pool)?);
         let mut stds = Vec::new();
         let target = net.0.clone();

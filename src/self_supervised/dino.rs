@@ -6,12 +6,12 @@
 //! for every image) and **sharpening** (a teacher temperature below the student's, so the
 //! distribution cannot stay uniform).
 
-use super::byol::swap_halves;
 use super::collapse::{entropies, Entropies};
 use super::probe::Features;
-use super::{ema, features, Encoder, EncoderNet, Pretraining, PIXELS, REPRESENTATION};
+use super::{ema, features, swap_halves, Encoder, EncoderNet, Pretraining, PIXELS, REPRESENTATION};
 use crate::data::ImageSet;
 use crate::nn::builders::{LayerNorm1D, ReLU};
+use crate::optim::Method;
 use crate::runtime::device;
 use crate::train::{fit, Drawn, Evaluation, History, Measured, Objective};
 use crate::Error;
@@ -171,7 +171,7 @@ impl Dino {
         variant: Variant,
     ) -> Result<(Dino, History), Error> {
         let mut student = device(settings.seed).build_module::<Student, f32>();
-        let mut adam = settings.adam(&student);
+        let mut adam = Method::Adam.at(settings.lr).build(&student);
         let views = Drawn::new(super::EPOCH, settings.views(pool)?);
         let (mut teacher, mut center, mut entropies) =
             (student.clone(), vec![0.0; OUTPUTS], Vec::new());

@@ -31,7 +31,7 @@ pub mod supervised;
 
 use crate::data::{fashion_mnist, ImageSet};
 use crate::nn::builders::{Conv2D, Flatten2D, LayerNorm2D, ReLU, Unflatten2D};
-use crate::optim::{Method, Schedule, ScheduledOptimizer};
+use crate::optim::Schedule;
 use crate::train::{parameters, set_parameters, TrainConfig};
 use crate::Error;
 use augment::Augment;
@@ -266,16 +266,6 @@ impl Pretraining {
         })
     }
 
-    /// Adam for `model` at the peak learning rate.
-    fn adam<M: 'static>(&self, model: &M) -> Box<dyn ScheduledOptimizer<M, f32>>
-    where
-        dfdx::optim::Adam<M, f32, Cpu>: ScheduledOptimizer<M, f32>,
-        dfdx::optim::Sgd<M, f32, Cpu>: ScheduledOptimizer<M, f32>,
-        dfdx::optim::RMSprop<M, f32, Cpu>: ScheduledOptimizer<M, f32>,
-    {
-        Method::Adam.at(self.lr).build(model)
-    }
-
     /// The run's length in epochs of [`EPOCH`] steps (`steps` rounded up), quiet, on a
     /// cosine schedule with 5% warm-up down to 5% of the peak.
     fn config(&self) -> TrainConfig {
@@ -288,6 +278,17 @@ impl Pretraining {
             .schedule(schedule)
             .quiet()
     }
+}
+
+/// Rows `i` and `i + B` of a `2B`-row batch exchanged: each view's partner in its place
+/// (BYOL's and DINO's targets for the other view).
+fn swap_halves<const D: usize>(
+    x: Tensor<(usize, Const<D>), f32, Cpu>,
+) -> Tensor<(usize, Const<D>), f32, Cpu> {
+    let (rows, half) = (x.shape().0, x.shape().0 / 2 * D);
+    let mut values = x.as_vec();
+    values.rotate_left(half);
+    x.device().tensor_from_vec(values, (rows, Const::<D>))
 }
 
 /// Steps between two records of a run's monitors (an "epoch" of drawn batches).

@@ -7,6 +7,7 @@ use super::losses::nt_xent;
 use super::probe::Features;
 use super::{features, Encoder, EncoderNet, Pretraining, Projector, PIXELS};
 use crate::data::ImageSet;
+use crate::optim::Method;
 use crate::runtime::device;
 use crate::train::{fit, Drawn, History, Measured};
 use crate::Error;
@@ -34,7 +35,7 @@ impl SimClr {
         temperature: f32,
     ) -> Result<(SimClr, History), Error> {
         let mut net = device(settings.seed).build_module::<(Encoder, Projector), f32>();
-        let mut adam = settings.adam(&net);
+        let mut adam = Method::Adam.at(settings.lr).build(&net);
         let views = Drawn::new(super::EPOCH, settings.views(pool)?);
         let objective =
             |net: &mut SimClrNet, x: Tensor<(usize, Const<PIXELS>), f32, Cpu>, grads| {

@@ -4,11 +4,11 @@
 use super::augment::Augment;
 use super::probe::{Features, CLASSES};
 use super::{check_images, features, Encoder, EncoderNet, PIXELS, REPRESENTATION, SIDE};
-use crate::data::{one_hot, ImageSet, MiniBatches};
+use crate::data::{ImageSet, MiniBatches};
 use crate::optim::{Method, Schedule};
 use crate::runtime::device;
 use crate::train::{
-    accuracy, evaluate, fit, Drawn, Evaluation, Loss, Measured, Objective, TrainConfig,
+    evaluate, fit, Classification, Drawn, Evaluation, Loss, Measured, Objective, TrainConfig,
 };
 use crate::Error;
 use dfdx::prelude::*;
@@ -40,13 +40,15 @@ impl Objective<ClassifierNet, Batch> for EarlyStopping<'_> {
     fn loss(
         &mut self,
         net: &mut ClassifierNet,
-        (x, labels): Batch,
+        batch: Batch,
         grads: Gradients<f32, Cpu>,
     ) -> Result<Measured, Error> {
-        let targets = one_hot::<CLASSES>(x.device(), &labels)?;
-        let logits = net.forward_mut(x.traced(grads));
-        let accuracy = accuracy(&logits.as_vec(), &labels, CLASSES);
-        Ok(Measured::loss(Loss::CrossEntropy.of(logits, targets)).with_accuracy(accuracy))
+        // The course's classification step, with its accuracy: only the evaluation differs.
+        let mut step = Classification::<PIXELS, CLASSES> {
+            test: None,
+            loss: Loss::CrossEntropy,
+        };
+        step.loss(net, batch, grads)
     }
 
     /// Keeps the network whenever its validation accuracy is the best so far.
