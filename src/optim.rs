@@ -75,6 +75,7 @@ impl Method {
             lr,
             weight_decay: None,
             schedule: None,
+            betas: None,
         }
     }
 }
@@ -94,6 +95,8 @@ pub struct OptimizerConfig {
     pub weight_decay: Option<WeightDecay>,
     /// The learning rate of each step; `None`: `lr` throughout.
     pub schedule: Option<Schedule>,
+    /// Adam's `(β₁, β₂)`; `None`: (0.9, 0.999).
+    pub betas: Option<[f64; 2]>,
 }
 
 impl OptimizerConfig {
@@ -107,6 +110,13 @@ impl OptimizerConfig {
     pub fn schedule(mut self, schedule: Schedule) -> OptimizerConfig {
         self.lr = schedule.peak();
         self.schedule = Some(schedule);
+        self
+    }
+
+    /// With Adam's averaging constants `(β₁, β₂)`: GANs train with β₁ = 0.5 (Radford et
+    /// al., 2016), notebook `08_vae_gan` §4–5.
+    pub fn betas(mut self, beta1: f64, beta2: f64) -> OptimizerConfig {
+        self.betas = Some([beta1, beta2]);
         self
     }
 
@@ -145,6 +155,7 @@ impl OptimizerConfig {
                 AdamConfig {
                     lr,
                     weight_decay,
+                    betas: self.betas.unwrap_or(AdamConfig::default().betas),
                     ..Default::default()
                 },
             )),
