@@ -106,7 +106,7 @@ pub mod builders {
     pub use super::layer_norm1d::builder::LayerNorm1D;
     pub use super::layer_norm2d::builder::LayerNorm2D;
     pub use super::pool2d::{AvgPool2D, MaxPool2D};
-    pub use super::relu::ReLU;
+    pub use super::relu::{LeakyReLU, ReLU};
     pub use super::reshape::{Flatten2D, Unflatten2D};
     pub use super::residual::Residual;
     pub use super::upsample::Upsample2D;

@@ -26,6 +26,27 @@ impl<S: Shape, T: Tape<f32, Cpu>> Module<Tensor<S, f32, Cpu, T>> for ReLU {
     }
 }
 
+/// The leaky ReLU, `x` for `x > 0` and `x · PERCENT / 100` otherwise (dfdx's `prelu`), its
+/// slope fixed in the type: dfdx's `LeakyReLU` keeps the slope in a field, which
+/// `build_module` and `to_device` reset to 0.05, so a copy of a network (the GAN's frozen
+/// discriminator, notebook `08_vae_gan` §5) would compute another function.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct LeakyReLU<const PERCENT: usize>;
+
+impl<const PERCENT: usize> ZeroSizedModule for LeakyReLU<PERCENT> {}
+impl<const PERCENT: usize> NonMutableModule for LeakyReLU<PERCENT> {}
+
+impl<S: Shape, T: Tape<f32, Cpu>, const PERCENT: usize> Module<Tensor<S, f32, Cpu, T>>
+    for LeakyReLU<PERCENT>
+{
+    type Output = Tensor<S, f32, Cpu, T>;
+    type Error = CpuError;
+
+    fn try_forward(&self, x: Tensor<S, f32, Cpu, T>) -> Result<Self::Output, CpuError> {
+        x.try_prelu(PERCENT as f32 / 100.0)
+    }
+}
+
 /// `max(0, x)` elementwise, recorded on `x`'s tape. The gradient passes where `x > 0`
 /// and is 0 elsewhere (at 0 too, as in dfdx and PyTorch).
 pub fn relu<S: Shape, T: Tape<f32, Cpu>>(
