@@ -34,6 +34,7 @@ pub(crate) mod testing;
 pub mod tour;
 pub mod train;
 pub mod transformer;
+pub mod vae_gan;
 
 pub use error::Error;
 // The libraries notebooks use directly (evcxr sees only crates loaded with `:dep`).
@@ -44,6 +45,7 @@ pub use linfa_reduction;
 pub use ndarray;
 pub use plotters;
 pub use polars;
+pub use rand_distr;
 
 /// What every notebook imports.
 pub mod prelude {

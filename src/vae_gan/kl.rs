@@ -1,0 +1,99 @@
+//! §1: the Kullback–Leibler divergence `KL(p‖q) = E_p[ln p(x) − ln q(x)]` (Kullback &
+//! Leibler, 1951), between two Gaussians: in closed form, and as a Monte-Carlo average
+//! over samples of `p`, which is how a VAE meets it when no closed form exists.
+
+use rand::{rngs::StdRng, SeedableRng};
+use rand_distr::{Distribution, Normal as Sampler};
+
+/// A univariate Gaussian `N(mean, std²)`: notebook `08_vae_gan` §1.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Normal {
+    pub mean: f64,
+    pub std: f64,
+}
+
+impl Normal {
+    pub fn new(mean: f64, std: f64) -> Normal {
+        Normal { mean, std }
+    }
+
+    /// `ln p(x)`.
+    pub fn log_density(&self, x: f64) -> f64 {
+        let z = (x - self.mean) / self.std;
+        -0.5 * z * z - self.std.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
+    }
+
+    /// `p(x)`.
+    pub fn density(&self, x: f64) -> f64 {
+        self.log_density(x).exp()
+    }
+}
+
+/// Notebook `08_vae_gan` §1: `KL(p‖q) = ln(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²) / (2σ_q²) − ½`,
+/// in nats. Not symmetric: a broad `q` pays little for a narrow `p`, not the reverse.
+pub fn kl_normal(p: Normal, q: Normal) -> f64 {
+    (q.std / p.std).ln() + (p.std.powi(2) + (p.mean - q.mean).powi(2)) / (2.0 * q.std.powi(2))
+        - 0.5
+}
+
+/// A Monte-Carlo estimate and its standard error.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    pub value: f64,
+    pub standard_error: f64,
+}
+
+/// Notebook `08_vae_gan` §1: `KL(p‖q)` as the mean of `ln p(x) − ln q(x)` over `samples`
+/// draws of `p`, with the standard error of that mean.
+pub fn kl_monte_carlo(p: Normal, q: Normal, samples: usize, seed: u64) -> Estimate {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let sampler = Sampler::new(p.mean, p.std).expect("a Gaussian's std is positive and finite");
+    let terms: Vec<f64> = (0..samples)
+        .map(|_| {
+            let x = sampler.sample(&mut rng);
+            p.log_density(x) - q.log_density(x)
+        })
+        .collect();
+    mean_and_error(&terms)
+}
+
+/// The mean of `values` and its standard error (sample std / √n).
+pub fn mean_and_error(values: &[f64]) -> Estimate {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    Estimate {
+        value: mean,
+        standard_error: (variance / n).sqrt(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_closed_form_is_zero_for_equal_gaussians_and_known_otherwise() {
+        let p = Normal::new(1.0, 2.0);
+        assert_eq!(kl_normal(p, p), 0.0);
+        // N(0, 1) against N(1, 1): half the squared distance of the means.
+        assert!((kl_normal(Normal::new(0.0, 1.0), Normal::new(1.0, 1.0)) - 0.5).abs() < 1e-12);
+        // N(0, 1) against N(0, 2²): ln 2 + 1/8 − 1/2.
+        let broad = kl_normal(Normal::new(0.0, 1.0), Normal::new(0.0, 2.0));
+        assert!((broad - (2f64.ln() - 0.375)).abs() < 1e-12);
+        let narrow = kl_normal(Normal::new(0.0, 2.0), Normal::new(0.0, 1.0));
+        assert!(narrow > 2.0 * broad, "{narrow} vs {broad}: asymmetric");
+    }
+
+    #[test]
+    fn the_monte_carlo_estimate_agrees_with_the_closed_form() {
+        let (p, q) = (Normal::new(0.0, 1.0), Normal::new(1.0, 1.5));
+        let estimate = kl_monte_carlo(p, q, 100_000, 3);
+        let exact = kl_normal(p, q);
+        assert!(
+            (estimate.value - exact).abs() < 4.0 * estimate.standard_error,
+            "{estimate:?} vs {exact}"
+        );
+        assert!(estimate.standard_error < 0.01);
+    }
+}
