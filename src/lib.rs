@@ -9,7 +9,8 @@
 //! [`train`] (the one training loop), [`transformer`] (attention and the transformer's
 //! blocks, taught in `05_attention` and reused in `06_embeddings`), [`runtime`] (the device and thread pool training
 //! runs on), [`nn`] (layers and fused ops for dfdx on stable Rust), [`plot`] (figures),
-//! [`display`] (tables), [`seed`]. A section's module uses the shared ones and never
+//! [`display`] (tables), [`seed`], [`yardstick`] (the measure of generated digits that
+//! notebooks `08_vae_gan`, `09_diffusion` and `10_guided_diffusion` share). A section's module uses the shared ones and never
 //! another section's. Notebooks start with
 //! `use mustknow::prelude::*;`.
 
@@ -34,6 +35,7 @@ pub(crate) mod testing;
 pub mod tour;
 pub mod train;
 pub mod transformer;
+pub mod yardstick;
 
 pub use error::Error;
 // The libraries notebooks use directly (evcxr sees only crates loaded with `:dep`).
