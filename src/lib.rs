@@ -10,8 +10,8 @@
 //! blocks, taught in `05_attention` and reused in `06_embeddings`), [`runtime`] (the device and thread pool training
 //! runs on), [`nn`] (layers and fused ops for dfdx on stable Rust), [`plot`] (figures),
 //! [`display`] (tables), [`seed`], [`yardstick`] (the measure of generated digits that
-//! notebooks `08_vae_gan`, `09_diffusion` and `10_guided_diffusion` share). A section's module uses the shared ones and never
-//! another section's. Notebooks start with
+//! notebooks `08_vae_gan`, `09_diffusion` and `10_guided_diffusion` share). A section's
+//! module uses the shared ones and never another section's. Notebooks start with
 //! `use mustknow::prelude::*;`.
 
 pub mod attention;
