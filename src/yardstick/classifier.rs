@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The feature extractor: two convolution stages and a dense layer, ending in the
 /// [`FEATURES`] penultimate activations the Fréchet distance and precision/recall are
-/// computed from. Shapes per image in the comments.
+/// computed from. Shapes per image in the comments. Notebook `08_vae_gan` §5.
 pub type Body = (
     Unflatten2D<1, 28, 28>,                                        // 784 → 1×28×28
     (Conv2D<1, 16, 5, 1, 2>, BatchNorm2D<16>, ReLU, MaxPool2D<2>), // → 16×28×28 → 16×14×14
@@ -25,7 +25,9 @@ pub type Body = (
     (Linear<800, FEATURES>, ReLU),                                 // → 128 features
 );
 
-/// The whole classifier: [`Body`] and a linear layer from its features to 10 logits.
+/// The whole classifier: [`Body`] and a linear layer from its features to 10 logits,
+/// trained for 2 epochs (Adam, cosine schedule from 2·10⁻³, batches of 32, seed 0) to
+/// about 98.5% on [`Digits`]' test images. Notebook `08_vae_gan` §5.
 pub type Net = (Body, Linear<FEATURES, 10>);
 pub(super) type Built = <Net as BuildOnDevice<Cpu, f32>>::Built;
 
