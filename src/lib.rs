@@ -3,14 +3,16 @@
 //! One module per notebook section (`tour` is `notebooks/00_tour.ipynb`, `backprop` is
 //! `01_backprop`, `optimization` is `02_optimization`, `generalization` is
 //! `03_generalization`, `convnets` is `04_convnets`, `attention` is `05_attention`,
-//! `embeddings` is `06_embeddings`, `self_supervised` is `07_self_supervised`), plus
-//! small shared modules: [`data`] (datasets and mini-batches), [`models`] (models more
-//! than one notebook trains), [`optim`] (optimizer settings and learning-rate schedules),
-//! [`train`] (the one training loop), [`transformer`] (attention and the transformer's
-//! blocks, taught in `05_attention` and reused in `06_embeddings`), [`runtime`] (the device and thread pool training
-//! runs on), [`nn`] (layers and fused ops for dfdx on stable Rust), [`plot`] (figures),
-//! [`display`] (tables), [`seed`]. A section's module uses the shared ones and never
-//! another section's. Notebooks start with
+//! `embeddings` is `06_embeddings`, `self_supervised` is `07_self_supervised`, `vae_gan`
+//! is `08_vae_gan`), plus small shared modules: [`data`] (datasets and mini-batches),
+//! [`models`] (models more than one notebook trains), [`optim`] (optimizer settings and
+//! learning-rate schedules), [`train`] (the one training loop), [`transformer`] (attention
+//! and the transformer's blocks, taught in `05_attention` and reused in `06_embeddings`),
+//! [`yardstick`] (the measure of generated digits that notebooks `08_vae_gan`,
+//! `09_diffusion` and `10_guided_latent_diffusion` share), [`runtime`] (the device and
+//! thread pool training runs on), [`nn`] (layers and fused ops for dfdx on stable Rust),
+//! [`plot`] (figures), [`display`] (tables), [`seed`]. A section's module uses the shared
+//! ones and never another section's. Notebooks start with
 //! `use mustknow::prelude::*;`.
 
 pub mod attention;
@@ -35,6 +37,7 @@ pub mod tour;
 pub mod train;
 pub mod transformer;
 pub mod vae_gan;
+pub mod yardstick;
 
 pub use error::Error;
 // The libraries notebooks use directly (evcxr sees only crates loaded with `:dep`).
