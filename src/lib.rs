@@ -56,7 +56,7 @@ pub mod prelude {
     pub use crate::display::{Show, Table};
     pub use crate::nn::builders::*;
     // Ours, not dfdx's: the same layers as fused ops (see `nn`).
-    pub use crate::nn::builders::{BatchNorm2D, Bias2D, LayerNorm1D, ReLU, Residual};
+    pub use crate::nn::builders::{BatchNorm2D, Bias2D, LayerNorm1D, LeakyReLU, ReLU, Residual};
     pub use crate::optim::{Method, Schedule};
     pub use crate::plot::{
         arrow_map, contour, decision_boundary, heatmap, image_grid, line_chart, line_chart_log,

@@ -35,7 +35,7 @@ pub type Discriminator = (
     Unflatten2D<1, SIDE, SIDE>,                           // 784 → 1×28×28
     (Conv2D<1, 16, 4, 2, 1>, Bias2D<16>, LeakyReLU<20>),  // → 16×14×14
     (Conv2D<16, 32, 4, 2, 1>, Bias2D<32>, LeakyReLU<20>), // → 32×7×7
-    (Flatten2D<1568>, Linear<1568, 1>),                    // → 1 logit
+    (Flatten2D<1568>, Linear<1568, 1>),                   // → 1 logit
 );
 
 /// Both players, built on the CPU.
@@ -93,7 +93,10 @@ impl Dcgan {
         let mut rng = StdRng::seed_from_u64(settings.seed);
         let (dev, batch) = (device(settings.seed), settings.batch);
         let real = Drawn::new(EPOCH, || {
-            dev.tensor_from_vec(draw_images(train, batch, &mut rng), (batch, Const::<PIXELS>))
+            dev.tensor_from_vec(
+                draw_images(train, batch, &mut rng),
+                (batch, Const::<PIXELS>),
+            )
         });
         let game = Adversarial::<NOISE>::new(GeneratorLoss::NonSaturating);
         let config = TrainConfig::new((2 * settings.rounds).div_ceil(EPOCH)).quiet();

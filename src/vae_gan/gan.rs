@@ -89,7 +89,10 @@ where
             let both = dev.tensor_from_vec([real.as_vec(), fake].concat(), (2 * n, Const::<X>));
             let labels = [vec![1.0; n], vec![0.0; n]].concat();
             let logits = discriminator.forward_mut(both.traced(grads));
-            logits.bce_with_logits(dev.tensor_from_vec(labels, (2 * n, Const))).mean() * 2.0
+            logits
+                .bce_with_logits(dev.tensor_from_vec(labels, (2 * n, Const)))
+                .mean()
+                * 2.0
         } else {
             let mut judge = discriminator.to_device(&dev);
             let fake = generator.forward_mut(z.traced(grads));
@@ -136,7 +139,9 @@ pub fn train_critic(
     let labels = dev.tensor_from_vec([vec![1.0; n], vec![0.0; n]].concat(), (2 * n, Const));
     let objective = |critic: &mut Critic1dNet, x: Rows<1>, grads| {
         let logits = critic.forward(x.traced(grads));
-        Ok(Measured::loss(logits.bce_with_logits(labels.clone()).mean()))
+        Ok(Measured::loss(
+            logits.bce_with_logits(labels.clone()).mean(),
+        ))
     };
     let config = TrainConfig::new(steps.div_ceil(EPOCH)).quiet();
     let history = fit(&mut critic, adam.as_mut(), batches, objective, &config)?;
@@ -179,10 +184,8 @@ pub fn generator_gradients(
     seed: u64,
 ) -> GeneratorGradients {
     let mut rng = StdRng::seed_from_u64(seed);
-    let x: Rows<1> = Cpu::default().tensor_from_vec(
-        draw_normal(generator, samples, &mut rng),
-        (samples, Const),
-    );
+    let x: Rows<1> =
+        Cpu::default().tensor_from_vec(draw_normal(generator, samples, &mut rng), (samples, Const));
     let gradient = |loss: GeneratorLoss| -> f64 {
         let grads = loss.of(critic.forward(x.leaky_trace())).backward();
         grads.get(&x).as_vec().iter().map(|&g| f64::from(g)).sum()
@@ -361,7 +364,9 @@ mod tests {
         let worst = discriminate(&critic, &xs)
             .iter()
             .zip(&xs)
-            .map(|(&d, &x)| (f64::from(d) - optimal_discriminator(data, generator, f64::from(x))).abs())
+            .map(|(&d, &x)| {
+                (f64::from(d) - optimal_discriminator(data, generator, f64::from(x))).abs()
+            })
             .fold(0.0, f64::max);
         assert!(worst < 0.1, "{worst}");
     }
@@ -397,7 +402,11 @@ mod tests {
         let (players, history) = train_ring(Ring::new(), &settings).unwrap();
         let (d, g) = player_losses(&history);
         assert_eq!((d.len(), g.len()), (50, 50));
-        assert!((d[0] - 2.0 * 2f32.ln()).abs() < 0.3, "D starts near chance: {}", d[0]);
+        assert!(
+            (d[0] - 2.0 * 2f32.ln()).abs() < 0.3,
+            "D starts near chance: {}",
+            d[0]
+        );
         assert_eq!(ring_samples(&players, 10, 0).len(), 20);
     }
 }

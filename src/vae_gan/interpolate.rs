@@ -5,7 +5,10 @@
 /// from `a` to `b`, `(1 − t)·a + t·b`. In pixel space this is a cross-fade: two digits
 /// superimposed, each at partial ink.
 pub fn lerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
-    a.iter().zip(b).map(|(&x, &y)| (1.0 - t) * x + t * y).collect()
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (1.0 - t) * x + t * y)
+        .collect()
 }
 
 /// Notebook `08_vae_gan` §3: spherical linear interpolation (Shoemake, 1985; White, 2016,
@@ -42,7 +45,10 @@ mod tests {
         for path in [lerp, slerp] {
             for (t, end) in [(0.0, a), (1.0, b)] {
                 let p = path(&a, &b, t);
-                assert!(p.iter().zip(end).all(|(x, y)| (x - y).abs() < 1e-5), "{p:?}");
+                assert!(
+                    p.iter().zip(end).all(|(x, y)| (x - y).abs() < 1e-5),
+                    "{p:?}"
+                );
             }
         }
     }
@@ -52,7 +58,10 @@ mod tests {
         let (a, b) = ([1.0, 0.0], [0.0, 1.0]);
         let mid = slerp(&a, &b, 0.5);
         let h = std::f32::consts::FRAC_1_SQRT_2;
-        assert!((mid[0] - h).abs() < 1e-6 && (mid[1] - h).abs() < 1e-6, "{mid:?}");
+        assert!(
+            (mid[0] - h).abs() < 1e-6 && (mid[1] - h).abs() < 1e-6,
+            "{mid:?}"
+        );
         assert_eq!(lerp(&a, &b, 0.5), [0.5, 0.5]);
         assert_eq!(slerp(&a, &a, 0.3), lerp(&a, &a, 0.3));
     }

@@ -32,8 +32,7 @@ impl Normal {
 /// Notebook `08_vae_gan` §1: `KL(p‖q) = ln(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²) / (2σ_q²) − ½`,
 /// in nats. Not symmetric: a broad `q` pays little for a narrow `p`, not the reverse.
 pub fn kl_normal(p: Normal, q: Normal) -> f64 {
-    (q.std / p.std).ln() + (p.std.powi(2) + (p.mean - q.mean).powi(2)) / (2.0 * q.std.powi(2))
-        - 0.5
+    (q.std / p.std).ln() + (p.std.powi(2) + (p.mean - q.mean).powi(2)) / (2.0 * q.std.powi(2)) - 0.5
 }
 
 /// A Monte-Carlo estimate and its standard error.

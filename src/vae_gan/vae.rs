@@ -240,7 +240,13 @@ impl<const L: usize> Vae<L> {
             validation: &held_out,
             seed: settings.seed,
         };
-        let history = fit(&mut net, adam.as_mut(), batches, objective, &settings.config())?;
+        let history = fit(
+            &mut net,
+            adam.as_mut(),
+            batches,
+            objective,
+            &settings.config(),
+        )?;
         Ok((Vae { net }, history))
     }
 
@@ -258,11 +264,15 @@ impl<const L: usize> Vae<L> {
 
     /// The decoder's pixel probabilities `p(x|z)` for every code of `codes` (`n × L`).
     pub fn decode(&self, codes: &[f32]) -> Result<Vec<f32>, Error> {
-        Ok(self.decode_logits(codes)?.iter().map(|&l| sigmoid(l)).collect())
+        Ok(self
+            .decode_logits(codes)?
+            .iter()
+            .map(|&l| sigmoid(l))
+            .collect())
     }
 
     fn decode_logits(&self, codes: &[f32]) -> Result<Vec<f32>, Error> {
-        if codes.is_empty() || codes.len() % L != 0 {
+        if codes.is_empty() || !codes.len().is_multiple_of(L) {
             return Err(Error::ShapeMismatch {
                 what: "the latent codes",
                 expected: format!("a non-empty whole number of {L}-dimensional codes"),
@@ -303,7 +313,12 @@ impl<const L: usize> Vae<L> {
     /// of `q(z|x)` (Burda et al., 2016), `ln (1/k) Σ p(x, z_i) / q(z_i|x)`, for every image
     /// of `images` (binary, `n × 784`). `k = 1` is the ELBO; the bound rises towards
     /// `ln p(x)` as `k` grows.
-    pub fn importance_weighted(&self, images: &[f32], k: usize, seed: u64) -> Result<Vec<f64>, Error> {
+    pub fn importance_weighted(
+        &self,
+        images: &[f32],
+        k: usize,
+        seed: u64,
+    ) -> Result<Vec<f64>, Error> {
         if k == 0 {
             return Err(Error::InvalidArgument {
                 what: "the number of importance samples",
@@ -349,7 +364,9 @@ impl<const L: usize> Vae<L> {
         let var: Vec<f32> = log_var.iter().map(|v| v.exp()).collect();
         let z_leaf = draw(&mu, &log_var, samples, seed);
         let z = z_leaf.as_vec();
-        let x = z_leaf.device().tensor_from_vec(image.repeat(samples), (samples, Const::<PIXELS>));
+        let x = z_leaf
+            .device()
+            .tensor_from_vec(image.repeat(samples), (samples, Const::<PIXELS>));
         let log_p = -self.net.3.forward(z_leaf.leaky_trace()).bce_with_logits(x);
         let log_p = log_p.sum::<(usize,), Axis<1>>();
         let values = log_p.as_vec();
@@ -366,7 +383,7 @@ impl<const L: usize> Vae<L> {
 
 /// `images` as tensors of at most 500 images.
 fn chunks(images: &[f32]) -> Result<impl Iterator<Item = Pixels> + '_, Error> {
-    if images.is_empty() || images.len() % PIXELS != 0 {
+    if images.is_empty() || !images.len().is_multiple_of(PIXELS) {
         return Err(Error::ShapeMismatch {
             what: "the images",
             expected: format!("a non-empty whole number of {SIDE}×{SIDE} images, flattened"),
@@ -410,9 +427,7 @@ fn kl_to_prior(mu: &[f32], log_var: &[f32]) -> f64 {
 
 /// `ln N(z; 0, I)`.
 fn log_standard_normal(z: &[f32]) -> f64 {
-    z.iter()
-        .map(|&z| -0.5 * (f64::from(z * z) + LN_2PI))
-        .sum()
+    z.iter().map(|&z| -0.5 * (f64::from(z * z) + LN_2PI)).sum()
 }
 
 /// `ln q(z|x)` at `z = μ + σ ⊙ ε`: `Σ −½ (ε² + ln σ² + ln 2π)`.
@@ -453,7 +468,12 @@ fn standard_normal(n: usize, seed: u64) -> Vec<f32> {
 fn summed_variance(rows: &[f32], dim: usize) -> f64 {
     (0..dim)
         .map(|d| {
-            let column: Vec<f64> = rows.iter().skip(d).step_by(dim).map(|&v| f64::from(v)).collect();
+            let column: Vec<f64> = rows
+                .iter()
+                .skip(d)
+                .step_by(dim)
+                .map(|&v| f64::from(v))
+                .collect();
             super::kl::mean_and_error(&column).standard_error.powi(2) * column.len() as f64
         })
         .sum()
@@ -469,7 +489,10 @@ mod tests {
     use super::*;
 
     fn assert_close(got: f64, expected: f64, tol: f64) {
-        assert!((got - expected).abs() <= tol * expected.abs().max(1.0), "{got} vs {expected}");
+        assert!(
+            (got - expected).abs() <= tol * expected.abs().max(1.0),
+            "{got} vs {expected}"
+        );
     }
 
     fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
@@ -479,7 +502,11 @@ mod tests {
     #[test]
     fn the_negative_elbo_sums_pixels_and_latents_then_averages_images() {
         let dev = Cpu::default();
-        let (logits, mu, log_var) = (random(3 * PIXELS, 1, 2.0), random(3 * 4, 2, 1.0), random(3 * 4, 3, 0.5));
+        let (logits, mu, log_var) = (
+            random(3 * PIXELS, 1, 2.0),
+            random(3 * 4, 2, 1.0),
+            random(3 * 4, 3, 0.5),
+        );
         let x = super::super::binarize(&vec![0.4; 3 * PIXELS], 4);
         let loss = negative_elbo::<4, NoneTape>(
             dev.tensor_from_vec(logits.clone(), (3, Const)),
@@ -533,7 +560,10 @@ mod tests {
         };
         let average = |k: usize| (0..200).map(|s| bound(0.0, 0.0, k, s)).sum::<f64>() / 200.0;
         let (one, ten, hundred) = (average(1), average(10), average(100));
-        assert!(one < ten && ten < hundred && hundred < exact, "{one} {ten} {hundred} {exact}");
+        assert!(
+            one < ten && ten < hundred && hundred < exact,
+            "{one} {ten} {hundred} {exact}"
+        );
         assert!(exact - hundred < 0.1 * (exact - one));
         assert_close(bound(0.75, 0.5f32.ln(), 3, 0), exact, 1e-5);
     }
@@ -541,7 +571,10 @@ mod tests {
     #[test]
     fn a_short_run_lowers_the_negative_elbo_and_the_bounds_order() {
         let images = crate::data::mnist().unwrap();
-        let (train, validation) = images.subset(&(0..600).collect::<Vec<_>>()).split(1.0 / 6.0, 0).unwrap();
+        let (train, validation) = images
+            .subset(&(0..600).collect::<Vec<_>>())
+            .split(1.0 / 6.0, 0)
+            .unwrap();
         let settings = VaeSettings::new(0).steps(100);
         let (vae, history) = Vae::<4>::train(&train, &validation, &settings).unwrap();
         let curve = history.per_epoch(|e| e.test_loss);

@@ -15,7 +15,7 @@ const ROWS: usize = 256;
 
 /// A set of points and, for each, the distance to its `k`-th nearest other point: the
 /// union of those balls approximates the manifold the points were drawn from
-/// (Kynkäänniemi et al., 2019). Notebook `08_vae_gan` §5 draws it in two dimensions.
+/// (Kynkäänniemi et al., 2019). Notebook `08_vae_gan` §5 writes precision out on 2-D sets.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Manifold {
     /// The points, `(n, d)`.

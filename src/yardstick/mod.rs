@@ -68,7 +68,7 @@ const TRUSTED_ACCURACY: f64 = 0.97;
 
 /// The MNIST images the generative notebooks train on and are measured against: the
 /// 10,000 images of `data/` split 8,000 / 2,000 with [`SPLIT_SEED`]. Notebook `08_vae_gan`
-/// §1 trains its models on `train`; [`Yardstick::score`] compares samples with `test`.
+/// §2 and §5 train their models on `train`; [`Yardstick::score`] compares samples with `test`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Digits {
     /// 8,000 images: the generative models' and the yardstick classifier's training set.

@@ -9,7 +9,7 @@ use crate::Error;
 /// The mean over images and interior pixels of the squared 4-neighbour Laplacian,
 /// `(4 p(r, c) − p(r−1, c) − p(r+1, c) − p(r, c−1) − p(r, c+1))²`, of `images`
 /// (row-major `side × side` images one after another, pixels in `0..=1`). Border pixels
-/// have no full neighbourhood and are left out. Notebook `08_vae_gan` §5 compares the
+/// have no full neighbourhood and are left out. Notebook `08_vae_gan` §6 compares the
 /// VAE's blurred samples with the GAN's and with real digits.
 pub fn sharpness(images: &[f32], side: usize) -> Result<f64, Error> {
     if side < 3 {
