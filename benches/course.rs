@@ -23,10 +23,13 @@ use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
 use mustknow::self_supervised::{self as ssl, losses::nt_xent, simclr};
 use mustknow::tour::DigitsMlp;
-use mustknow::train::Classifier;
+use mustknow::train::{Classifier, Objective};
 use mustknow::transformer;
 use mustknow::transformer::blocks::Layout;
 use mustknow::transformer::positions::Positions;
+use mustknow::vae_gan::dcgan::{self, Dcgan};
+use mustknow::vae_gan::gan::{Adversarial, GeneratorLoss};
+use mustknow::vae_gan::{vae, PIXELS as MNIST_PIXELS, SIDE as MNIST_SIDE};
 use serde_json::json;
 use std::time::Instant;
 
@@ -66,7 +69,7 @@ const fn training_step(
     }
 }
 
-const CASES: [Case; 22] = [
+const CASES: [Case; 24] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -215,6 +218,20 @@ const CASES: [Case; 22] = [
         ssl::SIDE,
         ssl::PROJECTION,
     ),
+    training_step(
+        "VAE (16-d code, conv encoder and decoder) training step (Adam)",
+        "vae_step",
+        64,
+        MNIST_SIDE,
+        16,
+    ),
+    training_step(
+        "DCGAN round: a discriminator step and a generator step (Adam)",
+        "dcgan_round",
+        64,
+        MNIST_SIDE,
+        dcgan::NOISE,
+    ),
     // Notebook 06 §4–5: `batch` pairs (or co-occurrences) over a vocabulary of `channels` words
     // with vectors of `size` components; skip-gram's `out` is 1 + its negatives.
     Case {
@@ -356,6 +373,8 @@ fn time_case(c: &Case) -> f64 {
         "seq2seq_step" => time_seq2seq_step(c.batch),
         "mlm_step" => time_mlm_step(),
         "simclr_step" => time_simclr_step(c.batch),
+        "vae_step" => time_vae_step(c.batch),
+        "dcgan_round" => time_dcgan_round(c.batch),
         op => unreachable!("no such op {op}"),
     }
 }
@@ -535,6 +554,50 @@ fn time_simclr_step(batch: usize) -> f64 {
     )
 }
 
+/// One Adam step (learning rate 2e-3) of notebook 08 §2's VAE with a 16-dimensional code on
+/// a fixed batch of `batch` binary images.
+fn time_vae_step(batch: usize) -> f64 {
+    let dev = mustknow::runtime::device(0);
+    let net = dev.build_module::<vae::VaeArch<16>, f32>();
+    let adam = adam_at(&net, 2e-3);
+    let x = dev.tensor_from_vec(
+        mustknow::vae_gan::binarize(&vec![0.3; batch * MNIST_PIXELS], 0),
+        (batch, Const::<MNIST_PIXELS>),
+    );
+    time_step(
+        net,
+        |m| m,
+        adam,
+        |net, grads| vae::training_loss(net, x.clone(), grads),
+    )
+}
+
+/// One round of notebook 08 §5's DCGAN game on a fixed batch of `batch` images: the
+/// discriminator's step, then the generator's ([`Adversarial`] alternates them), Adam at
+/// 1e-3 with β₁ = 0.5 over both players.
+fn time_dcgan_round(batch: usize) -> f64 {
+    let dev = mustknow::runtime::device(0);
+    let players = Dcgan::untrained(0).players;
+    let adam = Adam::new(
+        &players,
+        AdamConfig {
+            lr: 1e-3,
+            betas: [0.5, 0.999],
+            ..Default::default()
+        },
+    );
+    let mut game = Adversarial::<{ dcgan::NOISE }>::new(GeneratorLoss::NonSaturating);
+    let real: Tensor<(usize, Const<MNIST_PIXELS>), f32, Cpu> =
+        dev.sample_uniform_like(&(batch, Const));
+    time_steps(
+        2,
+        players,
+        |m| m,
+        adam,
+        |players, grads| game.loss(players, real.clone(), grads).unwrap().loss,
+    )
+}
+
 /// One Adam step (learning rate 1e-2) of notebook 06 §4's skip-gram on `batch` random
 /// words, each with `contexts` context rows (the true one and the negatives).
 fn time_sgns_step(batch: usize, contexts: usize) -> f64 {
@@ -600,6 +663,22 @@ type Loss = Tensor<Rank0, f32, Cpu, OwnedTape<f32, Cpu>>;
 /// settings). The gradients' buffers go from one step to the next, as in the crate's
 /// training loops, so no step allocates them afresh.
 fn time_step<M, N, O>(
+    model: M,
+    weights: impl Fn(&mut M) -> &mut N,
+    optimizer: O,
+    loss: impl FnMut(&mut M, Gradients<f32, Cpu>) -> Loss,
+) -> f64
+where
+    N: TensorCollection<f32, Cpu>,
+    O: Optimizer<N, Cpu, f32>,
+{
+    time_steps(1, model, weights, optimizer, loss)
+}
+
+/// [`time_step`] for `steps` consecutive steps timed as one: a round of a game whose
+/// players step in turn.
+fn time_steps<M, N, O>(
+    steps: usize,
     mut model: M,
     weights: impl Fn(&mut M) -> &mut N,
     mut optimizer: O,
@@ -613,10 +692,12 @@ where
     // As the course's training loops do.
     let _pool = mustknow::runtime::hot_pool();
     median_ms(|| {
-        let grads = kept.take().expect("returned by the previous step");
-        let mut grads = loss(&mut model, grads).backward();
-        optimizer.update(weights(&mut model), &grads).unwrap();
-        weights(&mut model).zero_grads(&mut grads);
-        kept = Some(grads);
+        for _ in 0..steps {
+            let grads = kept.take().expect("returned by the previous step");
+            let mut grads = loss(&mut model, grads).backward();
+            optimizer.update(weights(&mut model), &grads).unwrap();
+            weights(&mut model).zero_grads(&mut grads);
+            kept = Some(grads);
+        }
     })
 }

@@ -306,6 +306,77 @@ def seq2seq_step(batch, length, vocab, bos=10):
     return time_step(adam(model, 3e-3), lambda: sequence_loss(model(sources, prefix), targets))
 
 
+def vae_step(batch, latent):
+    """One Adam step (learning rate 2e-3) of notebook 08 §2's VAE, mustknow::vae_gan::vae::
+    VaeArch<latent>, on `batch` fixed binary images: encode to (μ, ln σ²), reparameterize,
+    decode to logits, the negative ELBO (summed over pixels and latent dimensions, averaged
+    over the batch)."""
+    trunk = nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)),
+        nn.Conv2d(1, 16, 4, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 4, 2, 1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(1568, 128), nn.ReLU(),
+    )
+    mu_head, log_var_head = nn.Linear(128, latent), nn.Linear(128, latent)
+    decoder = nn.Sequential(
+        nn.Linear(latent, 128), nn.ReLU(), nn.Linear(128, 1568), nn.ReLU(),
+        nn.Unflatten(1, (32, 7, 7)),
+        nn.ConvTranspose2d(32, 16, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(16, 1, 4, 2, 1),
+        nn.Flatten(),
+    )
+    model = nn.ModuleList([trunk, mu_head, log_var_head, decoder])
+    x = (torch.rand(batch, 784) < 0.3).float()
+
+    def loss():
+        h = trunk(x)
+        mu, log_var = mu_head(h), log_var_head(h)
+        z = mu + (0.5 * log_var).exp() * torch.randn_like(mu)
+        logits = decoder(z)
+        reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
+        kl = 0.5 * (mu.square() + log_var.exp() - 1 - log_var).sum(1)
+        return (reconstruction + kl).mean()
+
+    return time_step(adam(model, 2e-3), loss)
+
+
+def dcgan_round(batch, noise):
+    """One round of notebook 08 §5's DCGAN game, mustknow::vae_gan::dcgan, on `batch` fixed
+    images: a discriminator step on the real batch and as many generated images, then a
+    generator step through the discriminator (non-saturating loss); Adam at 1e-3, β₁ = 0.5,
+    one optimizer over both players as in the crate."""
+    generator = nn.Sequential(
+        nn.Linear(noise, 1568), nn.ReLU(), nn.Unflatten(1, (32, 7, 7)),
+        nn.ConvTranspose2d(32, 16, 4, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.ConvTranspose2d(16, 1, 4, 2, 1), nn.Flatten(), nn.Sigmoid(),
+    )
+    discriminator = nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)),
+        nn.Conv2d(1, 16, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(16, 32, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Flatten(), nn.Linear(1568, 1),
+    )
+    players = nn.ModuleList([generator, discriminator])
+    optimizer = torch.optim.Adam(players.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    real = torch.rand(batch, 784)
+    labels = torch.cat([torch.ones(batch, 1), torch.zeros(batch, 1)])
+
+    def step(loss):
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    def round_():
+        with torch.no_grad():
+            fake = generator(torch.randn(batch, noise))
+        step(2 * F.binary_cross_entropy_with_logits(discriminator(torch.cat([real, fake])), labels))
+        for p in discriminator.parameters():
+            p.requires_grad_(False)
+        fooled = discriminator(generator(torch.randn(batch, noise)))
+        step(F.binary_cross_entropy_with_logits(fooled, torch.ones(batch, 1)))
+        for p in discriminator.parameters():
+            p.requires_grad_(True)
+
+    return median_ms(round_)
+
+
 def adam(model, lr=1e-3):
     """Adam at dfdx's default learning rate unless told."""
     return torch.optim.Adam(model.parameters(), lr=lr)
@@ -416,6 +487,10 @@ def time_case(c):
         return mlm_step(c["batch"], c["size"], c["out"])
     if op == "simclr_step":
         return simclr_step(c["batch"], c["out"])
+    if op == "vae_step":
+        return vae_step(c["batch"], c["out"])
+    if op == "dcgan_round":
+        return dcgan_round(c["batch"], c["out"])
     raise ValueError(f"no such op {op}")
 
 
