@@ -29,6 +29,19 @@ impl ImageSet {
         self.labels.is_empty()
     }
 
+    /// `Ok` when the set is non-empty and its images are `side × side`; otherwise an error
+    /// naming what a model expected (`datasets`, e.g. "MNIST") and what it got.
+    pub fn check_side(&self, side: usize, datasets: &str) -> Result<(), Error> {
+        if self.height == side && self.width == side && !self.is_empty() {
+            return Ok(());
+        }
+        Err(Error::ShapeMismatch {
+            what: "the images",
+            expected: format!("a non-empty set of {side}×{side} images ({datasets})"),
+            got: format!("{} images of {}×{}", self.len(), self.height, self.width),
+        })
+    }
+
     /// Pixels in one image, `height × width`: the feature width of a flattened image.
     pub fn pixels_per_image(&self) -> usize {
         self.height * self.width

@@ -31,7 +31,6 @@ pub mod supervised;
 
 use crate::data::{fashion_mnist, ImageSet};
 use crate::nn::builders::{Conv2D, Flatten2D, LayerNorm2D, ReLU, Unflatten2D};
-use crate::optim::Schedule;
 use crate::train::{parameters, set_parameters, TrainConfig};
 use crate::Error;
 use augment::Augment;
@@ -269,14 +268,7 @@ impl Pretraining {
     /// The run's length in epochs of [`EPOCH`] steps (`steps` rounded up), quiet, on a
     /// cosine schedule with 5% warm-up down to 5% of the peak.
     fn config(&self) -> TrainConfig {
-        let schedule = Schedule::Cosine {
-            lr: self.lr,
-            warmup: 0.05,
-            floor: 0.05,
-        };
-        TrainConfig::new(self.steps.div_ceil(EPOCH).max(1))
-            .schedule(schedule)
-            .quiet()
+        TrainConfig::cosine(self.steps, EPOCH, self.lr)
     }
 }
 
@@ -295,19 +287,7 @@ fn swap_halves<const D: usize>(
 pub const EPOCH: usize = 50;
 
 fn check_images(images: &ImageSet) -> Result<(), Error> {
-    if images.height != SIDE || images.width != SIDE || images.is_empty() {
-        return Err(Error::ShapeMismatch {
-            what: "the images",
-            expected: format!("a non-empty set of {SIDE}×{SIDE} images (MNIST or Fashion-MNIST)"),
-            got: format!(
-                "{} images of {}×{}",
-                images.len(),
-                images.height,
-                images.width
-            ),
-        });
-    }
-    Ok(())
+    images.check_side(SIDE, "MNIST or Fashion-MNIST")
 }
 
 #[cfg(test)]

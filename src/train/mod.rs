@@ -79,6 +79,20 @@ impl TrainConfig {
         }
     }
 
+    /// A quiet run of at least `steps` steps in epochs of `per_epoch` (so `steps` rounded up
+    /// to whole epochs), on a cosine schedule peaking at `lr` after 5% warm-up and ending at
+    /// 5% of it: how notebooks 07 and 08 train their models.
+    pub fn cosine(steps: usize, per_epoch: usize, lr: f64) -> TrainConfig {
+        let schedule = Schedule::Cosine {
+            lr,
+            warmup: 0.05,
+            floor: 0.05,
+        };
+        TrainConfig::new(steps.div_ceil(per_epoch).max(1))
+            .schedule(schedule)
+            .quiet()
+    }
+
     /// Sets the optimizer's learning rate from `schedule` before each update, over the
     /// run's `epochs × batches per epoch` steps.
     pub fn schedule(mut self, schedule: Schedule) -> TrainConfig {

@@ -57,19 +57,7 @@ fn draw_images(pool: &ImageSet, batch: usize, rng: &mut StdRng) -> Vec<f32> {
 }
 
 fn check_images(images: &ImageSet) -> Result<(), Error> {
-    if images.height != SIDE || images.width != SIDE || images.is_empty() {
-        return Err(Error::ShapeMismatch {
-            what: "the images",
-            expected: format!("a non-empty set of {SIDE}×{SIDE} images (MNIST)"),
-            got: format!(
-                "{} images of {}×{}",
-                images.len(),
-                images.height,
-                images.width
-            ),
-        });
-    }
-    Ok(())
+    images.check_side(SIDE, "MNIST")
 }
 
 /// `ln((1/k) Σ exp(v_i))`, computed without overflow: the importance-weighted bound of

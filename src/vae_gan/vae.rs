@@ -9,7 +9,7 @@
 use super::{binarize_with, check_images, draw_images, log_mean_exp, EPOCH, PIXELS, SIDE};
 use crate::data::ImageSet;
 use crate::nn::builders::{Bias2D, Conv2D, ConvTranspose2D, Flatten2D, ReLU, Unflatten2D};
-use crate::optim::{Method, Schedule};
+use crate::optim::Method;
 use crate::runtime::device;
 use crate::train::{fit, Drawn, Evaluation, History, Measured, Objective, TrainConfig};
 use crate::Error;
@@ -100,14 +100,7 @@ impl VaeSettings {
     }
 
     fn config(&self) -> TrainConfig {
-        let schedule = Schedule::Cosine {
-            lr: self.lr,
-            warmup: 0.05,
-            floor: 0.05,
-        };
-        TrainConfig::new(self.steps.div_ceil(EPOCH).max(1))
-            .schedule(schedule)
-            .quiet()
+        TrainConfig::cosine(self.steps, EPOCH, self.lr)
     }
 }
 
