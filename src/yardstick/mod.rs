@@ -17,7 +17,7 @@
 //! - the **class histogram** of the samples and the classifier's mean top-class
 //!   **confidence**: a model that draws only some digits (mode collapse) shows gaps, one
 //!   that draws shapeless blobs shows low confidence;
-//! - **sharpness** ([`sharpness`]), the mean squared Laplacian of the pixels: a VAE's
+//! - **sharpness** ([`sharpness`]), the mean gradient magnitude of the pixels: a VAE's
 //!   blurred digits score below real ones.
 //!
 //! [`Yardstick::score`] computes them all ([`Score`]).
@@ -203,7 +203,7 @@ pub struct Score {
     pub histogram: [usize; CLASSES],
     /// The mean over samples of the classifier's top-class probability.
     pub confidence: f64,
-    /// The samples' mean squared Laplacian ([`sharpness`]).
+    /// The samples' mean gradient magnitude ([`sharpness`]).
     pub sharpness: f64,
 }
 
