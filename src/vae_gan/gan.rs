@@ -199,12 +199,7 @@ pub fn generator_gradients(
 }
 
 fn draw_normal(normal: Normal, n: usize, rng: &mut StdRng) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            let e: f64 = StandardNormal.sample(rng);
-            (normal.mean + normal.std * e) as f32
-        })
-        .collect()
+    normal.draw(n, rng).into_iter().map(|x| x as f32).collect()
 }
 
 /// Notebook `08_vae_gan` §4: the 2-D benchmark of mode collapse (Metz et al., 2017): a
@@ -256,8 +251,7 @@ impl Ring {
                     (m, (p[0] - c[0]).hypot(p[1] - c[1]))
                 })
                 .min_by(|a, b| a.1.total_cmp(&b.1));
-            if let Some((m, d)) = nearest.filter(|&(_, d)| d <= 3.0 * self.std) {
-                let _ = d;
+            if let Some((m, _)) = nearest.filter(|&(_, d)| d <= 3.0 * self.std) {
                 counts[m] += 1;
             }
         }

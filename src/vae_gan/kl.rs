@@ -3,7 +3,7 @@
 //! over samples of `p`, which is how a VAE meets it when no closed form exists.
 
 use rand::{rngs::StdRng, SeedableRng};
-use rand_distr::{Distribution, Normal as Sampler};
+use rand_distr::{Distribution, StandardNormal};
 
 /// A univariate Gaussian `N(mean, std²)`: notebook `08_vae_gan` §1.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -27,6 +27,16 @@ impl Normal {
     pub fn density(&self, x: f64) -> f64 {
         self.log_density(x).exp()
     }
+
+    /// `n` draws, `mean + std · ε` with `ε ~ N(0, 1)`.
+    pub fn draw(&self, n: usize, rng: &mut StdRng) -> Vec<f64> {
+        (0..n)
+            .map(|_| {
+                let e: f64 = StandardNormal.sample(rng);
+                self.mean + self.std * e
+            })
+            .collect()
+    }
 }
 
 /// Notebook `08_vae_gan` §1: `KL(p‖q) = ln(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²) / (2σ_q²) − ½`,
@@ -46,12 +56,10 @@ pub struct Estimate {
 /// draws of `p`, with the standard error of that mean.
 pub fn kl_monte_carlo(p: Normal, q: Normal, samples: usize, seed: u64) -> Estimate {
     let mut rng = StdRng::seed_from_u64(seed);
-    let sampler = Sampler::new(p.mean, p.std).expect("a Gaussian's std is positive and finite");
-    let terms: Vec<f64> = (0..samples)
-        .map(|_| {
-            let x = sampler.sample(&mut rng);
-            p.log_density(x) - q.log_density(x)
-        })
+    let terms: Vec<f64> = p
+        .draw(samples, &mut rng)
+        .into_iter()
+        .map(|x| p.log_density(x) - q.log_density(x))
         .collect();
     mean_and_error(&terms)
 }
