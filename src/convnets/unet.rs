@@ -289,9 +289,7 @@ fn join<const C: usize, T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
     skips: bool,
 ) -> Maps<usize, T> {
     let skip = if skips { skip } else { skip * 0.0 };
-    let up = up.realize::<(usize, usize, usize, usize)>();
-    let skip = skip.realize::<(usize, usize, usize, usize)>();
-    (up, skip).concat_along(Axis::<1>)
+    nn::concat_channels(up, skip)
 }
 
 impl<E, D> TensorCollection<E, D> for UNet<E, D>
