@@ -6,6 +6,7 @@
 
 use super::gan::{Adversarial, GeneratorLoss};
 use super::{check_images, draw_images, EPOCH, PIXELS, SIDE};
+use crate::cache;
 use crate::data::ImageSet;
 use crate::nn::builders::{
     BatchNorm2D, Bias2D, Conv2D, ConvTranspose2D, Flatten2D, LeakyReLU, ReLU, Unflatten2D,
@@ -40,6 +41,11 @@ pub type Discriminator = (
 
 /// Both players, built on the CPU.
 pub type DcganNet = <(Generator, Discriminator) as BuildOnDevice<Cpu, f32>>::Built;
+
+/// Where [`Dcgan::train`] keeps a DCGAN trained on these images with these settings.
+fn cache_file(train: &ImageSet, settings: &DcganSettings) -> std::path::PathBuf {
+    super::cache_file::<DcganNet>("dcgan", settings, &[train])
+}
 
 /// How the DCGAN is trained: notebook `08_vae_gan` §5.
 #[derive(Clone, Copy, Debug)]
@@ -85,7 +91,8 @@ impl Dcgan {
     }
 
     /// Plays the game on `train`'s images (grey levels, `0..=1`) with the non-saturating
-    /// generator loss.
+    /// generator loss. The trained players are kept in the crate's cache for
+    /// [`Dcgan::cached`].
     pub fn train(train: &ImageSet, settings: &DcganSettings) -> Result<(Dcgan, History), Error> {
         check_images(train)?;
         let Dcgan { mut players } = Dcgan::untrained(settings.seed);
@@ -101,7 +108,17 @@ impl Dcgan {
         let game = Adversarial::<NOISE>::new(GeneratorLoss::NonSaturating);
         let config = TrainConfig::new((2 * settings.rounds).div_ceil(EPOCH)).quiet();
         let history = fit(&mut players, adam.as_mut(), real, game, &config)?;
+        cache::save(&players, &cache_file(train, settings))?;
         Ok((Dcgan { players }, history))
+    }
+
+    /// The DCGAN an earlier [`Dcgan::train`] on these images with these settings left in
+    /// the crate's cache ([`crate::cache`]), if there is one: notebook `09_diffusion` §5
+    /// compares it with diffusion without training it again.
+    pub fn cached(train: &ImageSet, settings: &DcganSettings) -> Option<Dcgan> {
+        let fresh = Dcgan::untrained(settings.seed).players;
+        let players = cache::load(fresh, &cache_file(train, settings))?;
+        Some(Dcgan { players })
     }
 
     /// `n` generated images (flattened, pixels in `0..1`), the generator in evaluation
@@ -145,5 +162,12 @@ mod tests {
         let samples = gan.sample(4, 1);
         assert_eq!(samples.len(), 4 * PIXELS);
         assert!(samples.iter().all(|&p| (0.0..=1.0).contains(&p)));
+        let cached = Dcgan::cached(&train, &DcganSettings::new(0).rounds(25)).unwrap();
+        assert_eq!(
+            cached.sample(4, 1),
+            samples,
+            "the cache holds the trained players"
+        );
+        assert!(Dcgan::cached(&train, &DcganSettings::new(9).rounds(25)).is_none());
     }
 }

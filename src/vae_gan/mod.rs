@@ -23,7 +23,7 @@ pub mod kl;
 pub mod vae;
 
 use crate::data::ImageSet;
-use crate::Error;
+use crate::{cache, Error};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// An image's side: MNIST's 28 pixels.
@@ -54,6 +54,19 @@ fn draw_images(pool: &ImageSet, batch: usize, rng: &mut StdRng) -> Vec<f32> {
     (0..batch)
         .flat_map(|_| pool.image(rng.gen_range(0..pool.len())).iter().copied())
         .collect()
+}
+
+/// The cache file ([`crate::cache`]) of a `name` model of type `M` trained with
+/// `settings` on the images of `sets`: notebook `09_diffusion` §5 reuses notebook 08's
+/// VAE and GAN through it.
+fn cache_file<M>(
+    name: &str,
+    settings: &impl std::fmt::Debug,
+    sets: &[&ImageSet],
+) -> std::path::PathBuf {
+    let data: Vec<String> = sets.iter().map(|s| cache::fingerprint(&s.pixels)).collect();
+    let recipe = format!("{} {settings:?} {data:?}", std::any::type_name::<M>());
+    cache::path(name, &recipe)
 }
 
 fn check_images(images: &ImageSet) -> Result<(), Error> {

@@ -7,6 +7,7 @@
 //! (Burda, Grosse & Salakhutdinov, 2016) tightens the ELBO towards `ln p(x)` with `k` draws.
 
 use super::{binarize_with, check_images, draw_images, log_mean_exp, EPOCH, PIXELS, SIDE};
+use crate::cache;
 use crate::data::ImageSet;
 use crate::nn::builders::{Bias2D, Conv2D, ConvTranspose2D, Flatten2D, ReLU, Unflatten2D};
 use crate::optim::Method;
@@ -139,6 +140,15 @@ impl GradientVariance {
     }
 }
 
+/// Where [`Vae::train`] keeps a VAE trained on these images with these settings.
+fn cache_file<const L: usize>(
+    train: &ImageSet,
+    validation: &ImageSet,
+    settings: &VaeSettings,
+) -> std::path::PathBuf {
+    super::cache_file::<VaeArch<L>>("vae", settings, &[train, validation])
+}
+
 /// A trained VAE with an `L`-dimensional latent code: notebook `08_vae_gan` §2–3
 /// (`L = 16` for the likelihoods and interpolations, `L = 2` for the latent map).
 #[derive(Clone, Debug)]
@@ -211,7 +221,8 @@ fn encode_on<const L: usize, T: Tape<f32, Cpu> + Merge<T>>(
 impl<const L: usize> Vae<L> {
     /// Trains a fresh VAE (initialised from `settings.seed`) on binarised `train` images,
     /// binarised afresh at every step; the negative ELBO of `validation` (binarised once)
-    /// is recorded after every epoch of [`EPOCH`] steps as the test loss.
+    /// is recorded after every epoch of [`EPOCH`] steps as the test loss. The trained
+    /// weights are kept in the crate's cache for [`Vae::cached`].
     pub fn train(
         train: &ImageSet,
         validation: &ImageSet,
@@ -240,7 +251,21 @@ impl<const L: usize> Vae<L> {
             objective,
             &settings.config(),
         )?;
+        cache::save(&net, &cache_file::<L>(train, validation, settings))?;
         Ok((Vae { net }, history))
+    }
+
+    /// The VAE an earlier [`Vae::train`] on these images with these settings left in the
+    /// crate's cache ([`crate::cache`]), if there is one: notebook `09_diffusion` §5
+    /// compares it with diffusion without training it again.
+    pub fn cached(
+        train: &ImageSet,
+        validation: &ImageSet,
+        settings: &VaeSettings,
+    ) -> Option<Vae<L>> {
+        let path = cache_file::<L>(train, validation, settings);
+        let net = cache::load(Cpu::default().build_module::<VaeArch<L>, f32>(), &path)?;
+        Some(Vae { net })
     }
 
     /// `(μ, ln σ²)` of `q(z|x)` for every image of `images` (flattened, `n × 784`), each
@@ -582,5 +607,8 @@ mod tests {
         let variance = vae.gradient_variance(&x[..PIXELS], 200, 3).unwrap();
         assert!(variance.ratio() > 10.0, "{variance:?}");
         assert_eq!(vae.sample(3, 0).unwrap().len(), 3 * PIXELS);
+        let cached = Vae::<4>::cached(&train, &validation, &settings).unwrap();
+        assert_eq!(cached.sample(3, 0).unwrap(), vae.sample(3, 0).unwrap());
+        assert!(Vae::<4>::cached(&train, &validation, &settings.steps(50)).is_none());
     }
 }

@@ -10,9 +10,7 @@ use crate::runtime::device;
 use crate::train::{fit_classifier, TrainConfig};
 use crate::Error;
 use dfdx::prelude::*;
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::PathBuf;
 
 /// The feature extractor: two convolution stages and a dense layer, ending in the
 /// [`FEATURES`] penultimate activations the Fréchet distance and precision/recall are
@@ -56,49 +54,13 @@ pub(super) fn train(digits: &Digits) -> Result<Built, Error> {
     Ok(net)
 }
 
-/// The network in the file at `path` (the cache, [`cache_path`]), if there is one that
-/// reads as a [`Net`]. Whether its weights are any good is for the caller to check.
-pub(super) fn load(path: &Path) -> Option<Built> {
-    let mut net = Cpu::default().build_module::<Net, f32>();
-    net.load_safetensors(path).ok()?;
-    Some(net)
-}
-
-/// Writes `net` to `path` (the cache, [`cache_path`]) through a temporary file and a
-/// rename, so that a test or notebook loading the cache at the same moment never reads
-/// half a file. The temporary name is unique to the process and the call, so two writers
-/// never share one.
-pub(super) fn save(net: &Built, path: &Path) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: path.to_owned(),
-        source,
-    };
-    std::fs::create_dir_all(path.parent().expect("the cache file is inside a folder"))
-        .map_err(io)?;
-    static WRITES: AtomicUsize = AtomicUsize::new(0);
-    let call = WRITES.fetch_add(1, Ordering::Relaxed);
-    let partial = path.with_extension(format!("{}-{call}.partial", std::process::id()));
-    net.save_safetensors(&partial).map_err(|e| Error::Io {
-        path: partial.clone(),
-        source: std::io::Error::other(format!("{e:?}")),
-    })?;
-    std::fs::rename(&partial, path).map_err(io)
-}
-
-/// `<crate>/target/cache/yardstick-v1-<recipe>.safetensors`, where `<recipe>` is a
-/// digest of the network's type and the training recipe: changing either starts a new
-/// file rather than loading weights of another network. The crate's folder is fixed at
-/// compile time, so a notebook finds the same file whatever its working directory.
-/// Notebook `08_vae_gan` §5 (delete the file to retrain).
+/// `<crate>/target/cache/yardstick-v1-<recipe>.safetensors` ([`crate::cache::path`]),
+/// where `<recipe>` is a digest of the network's type and the training recipe. Notebook
+/// `08_vae_gan` §5 (delete the file to retrain).
 pub fn cache_path() -> PathBuf {
     let recipe = format!(
         "{} seed={SEED} epochs={EPOCHS} batch={BATCH} lr={LR}",
         std::any::type_name::<Net>()
     );
-    let digest = Sha256::digest(recipe.as_bytes());
-    let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("cache")
-        .join(format!("yardstick-v1-{short}.safetensors"))
+    crate::cache::path("yardstick-v1", &recipe)
 }

@@ -42,6 +42,7 @@ pub use frechet::{frechet, frechet_distance, Gaussian};
 pub use manifold::{precision_recall, Manifold, PrecisionRecall};
 pub use sharpness::sharpness;
 
+use crate::cache;
 use crate::data::{mnist, ImageSet};
 use crate::Error;
 use dfdx::prelude::*;
@@ -102,14 +103,15 @@ impl Yardstick {
     pub fn load_or_train() -> Result<Yardstick, Error> {
         let digits = Digits::mnist()?;
         let path = cache_path();
-        if let Some(net) = classifier::load(&path) {
+        let fresh = Cpu::default().build_module::<Net, f32>();
+        if let Some(net) = cache::load(fresh, &path) {
             let yardstick = Yardstick::measure(net, &digits)?;
             if yardstick.test_accuracy >= TRUSTED_ACCURACY {
                 return Ok(yardstick);
             }
         }
         let net = classifier::train(&digits)?;
-        classifier::save(&net, &path)?;
+        cache::save(&net, &path)?;
         Yardstick::measure(net, &digits)
     }
 
@@ -133,6 +135,28 @@ impl Yardstick {
     /// The share of [`Digits`]' 2,000 test images the classifier labels correctly.
     pub fn test_accuracy(&self) -> f64 {
         self.test_accuracy
+    }
+
+    /// The same classifier judging samples against the images `real` (flattened `n × 784`,
+    /// pixels in `0..=1`) instead of the test digits. For samples that all pass through
+    /// one transformation, so must the real images: notebook `09_diffusion` §5 generates
+    /// 14×14 digits and judges everything, real digits included, halved and doubled back.
+    pub fn against(&self, real: &[f32]) -> Result<Yardstick, Error> {
+        let n = check_pixels(real, PIXELS)?;
+        if n <= K {
+            return Err(Error::ShapeMismatch {
+                what: "the number of real images to judge against",
+                expected: format!("more than k = {K}: precision and recall need neighbours"),
+                got: n.to_string(),
+            });
+        }
+        let features = forward(&self.net, real).0;
+        Ok(Yardstick {
+            net: self.net.clone(),
+            test_accuracy: self.test_accuracy,
+            real: Gaussian::fit(&features)?,
+            manifold: Manifold::new(features, K)?,
+        })
     }
 
     /// The real test images' features, `(2000, FEATURES)`: what samples are compared with.
@@ -342,9 +366,10 @@ mod tests {
         let path = folder.join("net.safetensors");
         std::fs::create_dir_all(&folder).unwrap();
         std::fs::write(&path, b"not safetensors").unwrap();
-        assert!(classifier::load(&path).is_none());
-        classifier::save(&yardstick().net, &path).unwrap();
-        let loaded = classifier::load(&path).unwrap();
+        let fresh = || Cpu::default().build_module::<Net, f32>();
+        assert!(cache::load(fresh(), &path).is_none());
+        cache::save(&yardstick().net, &path).unwrap();
+        let loaded = cache::load(fresh(), &path).unwrap();
         std::fs::remove_dir_all(&folder).unwrap();
         let pixels = &real_samples()[..5 * PIXELS];
         assert_eq!(
