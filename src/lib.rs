@@ -4,7 +4,7 @@
 //! `01_backprop`, `optimization` is `02_optimization`, `generalization` is
 //! `03_generalization`, `convnets` is `04_convnets`, `attention` is `05_attention`,
 //! `embeddings` is `06_embeddings`, `self_supervised` is `07_self_supervised`, `vae_gan`
-//! is `08_vae_gan`), plus small shared modules: [`data`] (datasets and mini-batches),
+//! is `08_vae_gan`, `diffusion` is `09_diffusion`), plus small shared modules: [`data`] (datasets and mini-batches),
 //! [`models`] (models more than one notebook trains), [`optim`] (optimizer settings and
 //! learning-rate schedules), [`train`] (the one training loop), [`transformer`] (attention
 //! and the transformer's blocks, taught in `05_attention` and reused in `06_embeddings`),
@@ -20,6 +20,7 @@ pub mod backprop;
 pub mod cache;
 pub mod convnets;
 pub mod data;
+pub mod diffusion;
 pub mod display;
 pub mod embeddings;
 mod error;

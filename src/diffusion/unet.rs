@@ -1,0 +1,316 @@
+//! §5: the image noise predictor, a small U-Net (Ronneberger et al., 2015, as DDPM uses
+//! it) that is told the time: the [`time_embedding`] of `t` goes through a small MLP and
+//! is added, projected to each block's channels, to that block's feature maps, so one
+//! network denoises every level of noise.
+
+use super::schedule::NoiseSchedule;
+use super::{ddpm, time_embedding, DenoiserSettings, NoisePredictor, Rows};
+use crate::nn;
+use crate::nn::builders::{AvgPool2D, Bias2D, Conv2D, ConvTranspose2D, ReLU};
+use crate::nn::{concat_channels, Images};
+use crate::runtime::device;
+use crate::train::History;
+use crate::Error;
+use dfdx::prelude::*;
+
+/// The side of the images the network denoises: MNIST halved (notebook `09_diffusion` §5
+/// says why).
+pub const SIDE: usize = 14;
+/// Channels at full resolution and at half resolution.
+pub const WIDE: usize = 16;
+pub const DEEP: usize = 32;
+/// The sinusoidal embedding's width, and the time MLP's.
+pub const EMBEDDING: usize = 32;
+pub const TIME: usize = 64;
+
+type Dense<const I: usize, const O: usize, E, D> = dfdx::nn::modules::Linear<I, O, E, D>;
+type Conv3<const I: usize, const O: usize, E, D> = nn::Conv2D<I, O, 3, 1, 1, 1, 1, E, D>;
+type Bias<const C: usize, E, D> = nn::Bias2D<C, E, D>;
+
+/// A U-Net of two resolutions for 1-channel images with an even side, predicting the
+/// noise in each pixel at time `t`. Shapes for an `S×S` input in the comments of
+/// [`TimeUNet::forward_images`]. Notebook `09_diffusion` §5.
+#[derive(Clone, Debug)]
+pub struct TimeUNet<E: Dtype = f32, D: Storage<E> = Cpu> {
+    /// The time MLP: embedding → 64 → 64, with ReLUs (DDPM's has SiLUs).
+    time: (
+        Dense<EMBEDDING, TIME, E, D>,
+        ReLU,
+        Dense<TIME, TIME, E, D>,
+        ReLU,
+    ),
+    down1: (Conv3<1, WIDE, E, D>, Bias<WIDE, E, D>),
+    time1: Dense<TIME, WIDE, E, D>,
+    down1b: (ReLU, Conv3<WIDE, WIDE, E, D>, Bias<WIDE, E, D>, ReLU),
+    down2: (
+        nn::AvgPool2D<2, 2, 0>,
+        Conv3<WIDE, DEEP, E, D>,
+        Bias<DEEP, E, D>,
+    ),
+    time2: Dense<TIME, DEEP, E, D>,
+    down2b: (ReLU, Conv3<DEEP, DEEP, E, D>, Bias<DEEP, E, D>, ReLU),
+    middle: (Conv3<DEEP, DEEP, E, D>, Bias<DEEP, E, D>, ReLU),
+    up2: (Conv3<{ 2 * DEEP }, DEEP, E, D>, Bias<DEEP, E, D>),
+    time3: Dense<TIME, DEEP, E, D>,
+    grow: (
+        ReLU,
+        nn::ConvTranspose2D<DEEP, WIDE, 2, 2, 0, 1, E, D>,
+        Bias<WIDE, E, D>,
+        ReLU,
+    ),
+    up1: (Conv3<{ 2 * WIDE }, WIDE, E, D>, Bias<WIDE, E, D>),
+    time4: Dense<TIME, WIDE, E, D>,
+    up1b: (ReLU, Conv3<WIDE, WIDE, E, D>, Bias<WIDE, E, D>, ReLU),
+    /// 1×1 convolution to the noise of each pixel.
+    head: (nn::Conv2D<WIDE, 1, 1, 1, 0, 1, 1, E, D>, Bias<1, E, D>),
+}
+
+/// MNIST's side, which the yardstick reads.
+const MNIST_SIDE: usize = 2 * SIDE;
+
+/// 28×28 images (pixels in `0..=1`, flattened) halved to [`SIDE`]×[`SIDE`], each pixel the
+/// mean of a 2×2 block, and scaled to `[−1, 1]`, the range DDPM adds its noise in.
+/// Notebook `09_diffusion` §5.
+pub fn to_model(images: &[f32]) -> Vec<f32> {
+    let mut halved = Vec::with_capacity(images.len() / 4);
+    for image in images.chunks(MNIST_SIDE * MNIST_SIDE) {
+        for r in 0..SIDE {
+            for c in 0..SIDE {
+                let at = |dr: usize, dc: usize| image[(2 * r + dr) * MNIST_SIDE + 2 * c + dc];
+                let mean = (at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4.0;
+                halved.push(2.0 * mean - 1.0);
+            }
+        }
+    }
+    halved
+}
+
+/// Model-space images (about `[−1, 1]`, [`SIDE`]×[`SIDE`]) back to pixels in `0..=1`,
+/// clamped, and doubled to 28×28 by bilinear interpolation, as the yardstick reads
+/// them. Notebook `09_diffusion` §5.
+pub fn to_yardstick(samples: &[f32]) -> Vec<f32> {
+    let n = samples.len() / (SIDE * SIDE);
+    let pixels: Vec<f32> = samples
+        .iter()
+        .map(|v| ((v + 1.0) / 2.0).clamp(0.0, 1.0))
+        .collect();
+    let small = Cpu::default().tensor_from_vec(pixels, (n, Const::<1>, SIDE, SIDE));
+    nn::Upsample2D::<2, Bilinear>::default()
+        .forward(small)
+        .as_vec()
+}
+
+/// Built on the CPU with weights drawn from `seed`.
+pub fn time_unet(seed: u64) -> TimeUNet {
+    let dev = device(seed);
+    TimeUNet {
+        time: dev.build_module::<(Linear<EMBEDDING, TIME>, ReLU, Linear<TIME, TIME>, ReLU), f32>(),
+        down1: dev.build_module::<(Conv2D<1, WIDE, 3, 1, 1>, Bias2D<WIDE>), f32>(),
+        time1: dev.build_module::<Linear<TIME, WIDE>, f32>(),
+        down1b: dev.build_module::<(ReLU, Conv2D<WIDE, WIDE, 3, 1, 1>, Bias2D<WIDE>, ReLU), f32>(),
+        down2: dev.build_module::<(
+            AvgPool2D<2, 2, 0>,
+            Conv2D<WIDE, DEEP, 3, 1, 1>,
+            Bias2D<DEEP>,
+        ), f32>(),
+        time2: dev.build_module::<Linear<TIME, DEEP>, f32>(),
+        down2b: dev.build_module::<(ReLU, Conv2D<DEEP, DEEP, 3, 1, 1>, Bias2D<DEEP>, ReLU), f32>(),
+        middle: dev.build_module::<(Conv2D<DEEP, DEEP, 3, 1, 1>, Bias2D<DEEP>, ReLU), f32>(),
+        up2: dev.build_module::<(Conv2D<{ 2 * DEEP }, DEEP, 3, 1, 1>, Bias2D<DEEP>), f32>(),
+        time3: dev.build_module::<Linear<TIME, DEEP>, f32>(),
+        grow: dev
+            .build_module::<(ReLU, ConvTranspose2D<DEEP, WIDE, 2, 2>, Bias2D<WIDE>, ReLU), f32>(),
+        up1: dev.build_module::<(Conv2D<{ 2 * WIDE }, WIDE, 3, 1, 1>, Bias2D<WIDE>), f32>(),
+        time4: dev.build_module::<Linear<TIME, WIDE>, f32>(),
+        up1b: dev.build_module::<(ReLU, Conv2D<WIDE, WIDE, 3, 1, 1>, Bias2D<WIDE>, ReLU), f32>(),
+        head: dev.build_module::<(Conv2D<WIDE, 1, 1>, Bias2D<1>), f32>(),
+    }
+}
+
+/// Adds `shift` (one value per example and channel) to every pixel of `maps`: how the
+/// time reaches each block.
+fn add_time<const C: usize, T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
+    maps: Images<usize, Const<C>, T>,
+    shift: Tensor<(usize, Const<C>), f32, Cpu, T>,
+) -> Images<usize, Const<C>, T> {
+    let shape = *maps.shape();
+    maps + shift.broadcast_like::<_, Axes2<2, 3>>(&shape)
+}
+
+impl TimeUNet {
+    /// The predicted noise of a batch of `S×S` images (`S` even) whose times are embedded
+    /// in `embedding` (one row of [`EMBEDDING`] values per image).
+    pub fn forward_images<T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
+        &self,
+        x: Images<usize, Const<1>, T>,
+        embedding: Tensor<(usize, Const<EMBEDDING>), f32, Cpu, T>,
+    ) -> Images<usize, Const<1>, T> {
+        let time = self.time.forward(embedding); //                              64
+        let h1 = add_time(
+            self.down1.forward(x),
+            self.time1.forward(time.with_empty_tape()),
+        );
+        let h1 = self.down1b.forward(h1); //                                     16×S×S
+        let h2 = self.down2.forward(h1.with_empty_tape()); //                    32×S/2×S/2
+        let h2 = self
+            .down2b
+            .forward(add_time(h2, self.time2.forward(time.with_empty_tape())));
+        let m = self.middle.forward(h2.with_empty_tape()); //                    32×S/2×S/2
+        let u2 = self.up2.forward(concat_channels(m, h2)); //          (32+32) → 32×S/2×S/2
+        let u2 = add_time(u2, self.time3.forward(time.with_empty_tape()));
+        let g = self.grow.forward(u2); //                                        16×S×S
+        let u1 = self.up1.forward(concat_channels(g, h1)); //              (16+16) → 16×S×S
+        let u1 = self.up1b.forward(add_time(u1, self.time4.forward(time)));
+        self.head.forward(u1) //                                                 1×S×S
+    }
+}
+
+/// [`ddpm::train_ddpm`] for the U-Net, compiled once here so that a notebook cell calling
+/// it compiles no training loop of its own (seconds a cell).
+pub fn train_ddpm(
+    model: &mut TimeUNet,
+    data: &[f32],
+    schedule: &NoiseSchedule,
+    settings: &DenoiserSettings,
+) -> Result<History, Error> {
+    ddpm::train_ddpm(model, data, schedule, settings)
+}
+
+impl NoisePredictor for TimeUNet {
+    fn dim(&self) -> usize {
+        SIDE * SIDE
+    }
+
+    fn predict<T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
+        &self,
+        x: Rows<T>,
+        t: &[f32],
+    ) -> Rows<T> {
+        let n = t.len();
+        let dev = x.device().clone();
+        let embedding = dev
+            .tensor_from_vec(time_embedding(t, EMBEDDING), (n, Const::<EMBEDDING>))
+            .retaped::<T>();
+        let images = x.reshape_like(&(n, Const::<1>, SIDE, SIDE));
+        let eps = self.forward_images(images, embedding);
+        eps.reshape_like(&(n, SIDE * SIDE))
+    }
+
+    fn predict_values(&self, x: &[f32], t: &[f32]) -> Vec<f32> {
+        super::predict_untaped(self, x, t)
+    }
+}
+
+impl<E, D> TensorCollection<E, D> for TimeUNet<E, D>
+where
+    E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = TimeUNet<E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                (
+                    Self::module("time", |s| &s.time, |s| &mut s.time),
+                    Self::module("down1", |s| &s.down1, |s| &mut s.down1),
+                    Self::module("time1", |s| &s.time1, |s| &mut s.time1),
+                    Self::module("down1b", |s| &s.down1b, |s| &mut s.down1b),
+                    Self::module("down2", |s| &s.down2, |s| &mut s.down2),
+                ),
+                (
+                    Self::module("time2", |s| &s.time2, |s| &mut s.time2),
+                    Self::module("down2b", |s| &s.down2b, |s| &mut s.down2b),
+                    Self::module("middle", |s| &s.middle, |s| &mut s.middle),
+                    Self::module("up2", |s| &s.up2, |s| &mut s.up2),
+                    Self::module("time3", |s| &s.time3, |s| &mut s.time3),
+                ),
+                (
+                    Self::module("grow", |s| &s.grow, |s| &mut s.grow),
+                    Self::module("up1", |s| &s.up1, |s| &mut s.up1),
+                    Self::module("time4", |s| &s.time4, |s| &mut s.time4),
+                    Self::module("up1b", |s| &s.up1b, |s| &mut s.up1b),
+                    Self::module("head", |s| &s.head, |s| &mut s.head),
+                ),
+            ),
+            |(
+                (time, down1, time1, down1b, down2),
+                (time2, down2b, middle, up2, time3),
+                (grow, up1, time4, up1b, head),
+            )| TimeUNet {
+                time,
+                down1,
+                time1,
+                down1b,
+                down2,
+                time2,
+                down2b,
+                middle,
+                up2,
+                time3,
+                grow,
+                up1,
+                time4,
+                up1b,
+                head,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diffusion::ddpm::normal;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    #[test]
+    fn the_unet_predicts_a_noise_per_pixel_and_every_block_gets_gradients() {
+        let net = time_unet(0);
+        let mut rng = StdRng::seed_from_u64(0);
+        let x = normal(2 * SIDE * SIDE, &mut rng);
+        let eps = net.predict_values(&x, &[10.0, 900.0]);
+        assert_eq!(eps.len(), 2 * SIDE * SIDE);
+        let grads = net.alloc_grads();
+        let xs = Cpu::default()
+            .tensor_from_vec(x, (2, SIDE * SIDE))
+            .traced(grads);
+        let grads = net.predict(xs, &[10.0, 900.0]).square().mean().backward();
+        let moved = |g: Result<Vec<f32>, crate::Error>| g.unwrap().iter().any(|v| *v != 0.0);
+        let blocks = [
+            ("time", moved(crate::train::gradients(&net.time, &grads))),
+            ("time1", moved(crate::train::gradients(&net.time1, &grads))),
+            ("time4", moved(crate::train::gradients(&net.time4, &grads))),
+            ("down1", moved(crate::train::gradients(&net.down1, &grads))),
+            ("down2", moved(crate::train::gradients(&net.down2, &grads))),
+            (
+                "middle",
+                moved(crate::train::gradients(&net.middle, &grads)),
+            ),
+            ("up2", moved(crate::train::gradients(&net.up2, &grads))),
+            ("grow", moved(crate::train::gradients(&net.grow, &grads))),
+            ("up1b", moved(crate::train::gradients(&net.up1b, &grads))),
+            ("head", moved(crate::train::gradients(&net.head, &grads))),
+        ];
+        assert!(blocks.iter().all(|(_, m)| *m), "{blocks:?}");
+    }
+
+    #[test]
+    fn images_halve_to_the_models_range_and_double_back_for_the_yardstick() {
+        let mut image = vec![0.0f32; MNIST_SIDE * MNIST_SIDE];
+        image[..2].copy_from_slice(&[1.0, 1.0]);
+        image[MNIST_SIDE..MNIST_SIDE + 2].copy_from_slice(&[1.0, 0.0]);
+        let small = to_model(&image);
+        assert_eq!(small.len(), SIDE * SIDE);
+        assert_eq!(
+            (small[0], small[1]),
+            (0.5, -1.0),
+            "a 2×2 block three-quarters on"
+        );
+        let back = to_yardstick(&small);
+        assert_eq!(back.len(), MNIST_SIDE * MNIST_SIDE);
+        assert!((back[0] - 0.75).abs() < 1e-6 && back.iter().all(|p| (0.0..=1.0).contains(p)));
+    }
+}
