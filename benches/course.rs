@@ -14,6 +14,7 @@ use mustknow::attention::tasks::{reversals, Task, VOCAB};
 use mustknow::attention::{lm, lm::CharLm};
 use mustknow::convnets::resnet::DEEP;
 use mustknow::convnets::{unet, LeNet, MiniAlexNet, NormNet, PlainNet, ResNet, UNet};
+use mustknow::diffusion::{self, NoisePredictor};
 use mustknow::embeddings::bert::{self, Direction, Mlm};
 use mustknow::embeddings::counts::{Glove, GloveSettings};
 use mustknow::embeddings::word2vec::{Sgns, SkipGram};
@@ -69,7 +70,7 @@ const fn training_step(
     }
 }
 
-const CASES: [Case; 24] = [
+const CASES: [Case; 25] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -232,6 +233,13 @@ const CASES: [Case; 24] = [
         MNIST_SIDE,
         dcgan::NOISE,
     ),
+    training_step(
+        "DDPM U-Net (14×14, time embedding) training step (Adam)",
+        "ddpm_unet_step",
+        64,
+        diffusion::unet::SIDE,
+        diffusion::unet::EMBEDDING,
+    ),
     // Notebook 06 §4–5: `batch` pairs (or co-occurrences) over a vocabulary of `channels` words
     // with vectors of `size` components; skip-gram's `out` is 1 + its negatives.
     Case {
@@ -375,6 +383,7 @@ fn time_case(c: &Case) -> f64 {
         "simclr_step" => time_simclr_step(c.batch),
         "vae_step" => time_vae_step(c.batch),
         "dcgan_round" => time_dcgan_round(c.batch),
+        "ddpm_unet_step" => time_ddpm_unet_step(c.batch),
         op => unreachable!("no such op {op}"),
     }
 }
@@ -644,6 +653,29 @@ fn time_glove_step(batch: usize) -> f64 {
 }
 
 /// Adam at learning rate `lr`: 3e-3 is how the course trains the U-Net and the transformers.
+/// One Adam step (learning rate 2e-3) of notebook 09 §5's noise-predicting U-Net on a
+/// fixed batch of `batch` noised 14×14 images at times spread over the chain: DDPM's
+/// simple loss, the mean squared error of the predicted noise.
+fn time_ddpm_unet_step(batch: usize) -> f64 {
+    let dev = mustknow::runtime::device(0);
+    let net = diffusion::unet::time_unet(0);
+    let adam = adam_at(&net, 2e-3);
+    let dim = net.dim();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+    let x = diffusion::ddpm::normal(batch * dim, &mut rng);
+    let eps = dev.tensor_from_vec(diffusion::ddpm::normal(batch * dim, &mut rng), (batch, dim));
+    let t: Vec<f32> = (0..batch).map(|i| (1 + i * 997 % 1000) as f32).collect();
+    time_step(
+        net,
+        |m| m,
+        adam,
+        |net, grads| {
+            let noised = dev.tensor_from_vec(x.clone(), (batch, dim)).traced(grads);
+            mse_loss(net.predict(noised, &t), eps.clone())
+        },
+    )
+}
+
 fn adam_at<N: TensorCollection<f32, Cpu>>(net: &N, lr: f64) -> Adam<N, f32, Cpu> {
     Adam::new(
         net,

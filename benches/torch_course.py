@@ -5,6 +5,7 @@ Reads the cases (JSON, from `course -- --cases`) on stdin; prints {"results": [.
 Run by benches/compare.py; needs PyTorch (`make bench-torch` installs it).
 """
 import json
+import math
 import sys
 import time
 
@@ -377,6 +378,52 @@ def dcgan_round(batch, noise):
     return median_ms(round_)
 
 
+class TimeUNet(nn.Module):
+    """mustknow::diffusion::unet::TimeUNet (notebook 09 §5): a U-Net of two resolutions
+    (16 channels at full size, 32 at half) whose blocks each add a projection of the time
+    embedding (sinusoidal, then Linear-ReLU-Linear-ReLU to 64) to their feature maps."""
+
+    def __init__(self, wide=16, deep=32, embedding=32, time=64):
+        super().__init__()
+        conv = lambda i, o: nn.Conv2d(i, o, 3, padding=1)
+        self.embedding = embedding
+        self.time = nn.Sequential(nn.Linear(embedding, time), nn.ReLU(), nn.Linear(time, time), nn.ReLU())
+        self.down1, self.time1 = conv(1, wide), nn.Linear(time, wide)
+        self.down1b = nn.Sequential(nn.ReLU(), conv(wide, wide), nn.ReLU())
+        self.down2, self.time2 = nn.Sequential(nn.AvgPool2d(2), conv(wide, deep)), nn.Linear(time, deep)
+        self.down2b = nn.Sequential(nn.ReLU(), conv(deep, deep), nn.ReLU())
+        self.middle = nn.Sequential(conv(deep, deep), nn.ReLU())
+        self.up2, self.time3 = conv(2 * deep, deep), nn.Linear(time, deep)
+        self.grow = nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(deep, wide, 2, 2), nn.ReLU())
+        self.up1, self.time4 = conv(2 * wide, wide), nn.Linear(time, wide)
+        self.up1b = nn.Sequential(nn.ReLU(), conv(wide, wide), nn.ReLU())
+        self.head = nn.Conv2d(wide, 1, 1)
+
+    def embed(self, t):
+        """mustknow::diffusion::time_embedding: sines then cosines of t·10000^(−k/half)."""
+        half = self.embedding // 2
+        angle = t[:, None] * torch.exp(-math.log(10000.0) * torch.arange(half) / half)
+        return torch.cat([angle.sin(), angle.cos()], 1)
+
+    def forward(self, x, t):
+        time = self.time(self.embed(t))
+        at = lambda layer: layer(time)[:, :, None, None]
+        h1 = self.down1b(self.down1(x) + at(self.time1))
+        h2 = self.down2b(self.down2(h1) + at(self.time2))
+        u2 = self.up2(torch.cat([self.middle(h2), h2], 1)) + at(self.time3)
+        u1 = self.up1b(self.up1(torch.cat([self.grow(u2), h1], 1)) + at(self.time4))
+        return self.head(u1)
+
+
+def ddpm_unet_step(batch, side):
+    """One Adam step (learning rate 2e-3) of TimeUNet on `batch` fixed noised images at times
+    spread over the chain: the mean squared error of the predicted noise."""
+    model = TimeUNet()
+    x, eps = torch.randn(batch, 1, side, side), torch.randn(batch, 1, side, side)
+    t = torch.tensor([float(1 + i * 997 % 1000) for i in range(batch)])
+    return time_step(adam(model, 2e-3), lambda: F.mse_loss(model(x, t), eps))
+
+
 def adam(model, lr=1e-3):
     """Adam at dfdx's default learning rate unless told."""
     return torch.optim.Adam(model.parameters(), lr=lr)
@@ -491,6 +538,8 @@ def time_case(c):
         return vae_step(c["batch"], c["out"])
     if op == "dcgan_round":
         return dcgan_round(c["batch"], c["out"])
+    if op == "ddpm_unet_step":
+        return ddpm_unet_step(c["batch"], c["size"])
     raise ValueError(f"no such op {op}")
 
 
