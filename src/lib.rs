@@ -8,8 +8,9 @@
 //! [`models`] (models more than one notebook trains), [`optim`] (optimizer settings and
 //! learning-rate schedules), [`train`] (the one training loop), [`transformer`] (attention
 //! and the transformer's blocks, taught in `05_attention` and reused in `06_embeddings`),
-//! [`cache`] (trained weights kept between runs), [`yardstick`] (the measure of generated digits that notebooks `08_vae_gan`,
-//! `09_diffusion` and `10_guided_latent_diffusion` share), [`runtime`] (the device and
+//! [`cache`] (trained weights kept between runs), [`yardstick`] (the measure of
+//! generated digits that notebooks `08_vae_gan`, `09_diffusion` and
+//! `10_guided_latent_diffusion` share), [`runtime`] (the device and
 //! thread pool training runs on), [`nn`] (layers and fused ops for dfdx on stable Rust),
 //! [`plot`] (figures), [`display`] (tables), [`seed`]. A section's module uses the shared
 //! ones and never another section's. Notebooks start with

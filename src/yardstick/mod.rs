@@ -142,14 +142,7 @@ impl Yardstick {
     /// one transformation, so must the real images: notebook `09_diffusion` §5 generates
     /// 14×14 digits and judges everything, real digits included, halved and doubled back.
     pub fn against(&self, real: &[f32]) -> Result<Yardstick, Error> {
-        let n = check_pixels(real, PIXELS)?;
-        if n <= K {
-            return Err(Error::ShapeMismatch {
-                what: "the number of real images to judge against",
-                expected: format!("more than k = {K}: precision and recall need neighbours"),
-                got: n.to_string(),
-            });
-        }
+        check_more_than_k(real, "the number of real images to judge against")?;
         let features = forward(&self.net, real).0;
         Ok(Yardstick {
             net: self.net.clone(),
@@ -182,14 +175,7 @@ impl Yardstick {
     /// against the real test images. Compare models on equally many samples: the Fréchet
     /// distance and recall depend on the count (see the module's limits).
     pub fn score(&self, samples: &[f32]) -> Result<Score, Error> {
-        let n = check_pixels(samples, PIXELS)?;
-        if n <= K {
-            return Err(Error::ShapeMismatch {
-                what: "the number of samples scored",
-                expected: format!("more than k = {K}: precision and recall need neighbours"),
-                got: n.to_string(),
-            });
-        }
+        let n = check_more_than_k(samples, "the number of samples scored")?;
         let (features, probabilities) = forward(&self.net, samples);
         let frechet = frechet_distance(&self.real, &Gaussian::fit(&features)?)?;
         let precision = self.manifold.coverage(&features)?;
@@ -297,6 +283,20 @@ fn top_class(p: &[f64]) -> usize {
 /// least one) of images of `per_image` pixels, every one a number in `0..=1`: generated
 /// images often come out of a tanh (−1..1) or an unclamped linear layer, and NaN would
 /// pass silently through the classifier.
+/// [`check_pixels`] for a set of 28×28 images that precision and recall can be computed
+/// on: more than [`K`] of them. Returns their number.
+fn check_more_than_k(pixels: &[f32], what: &'static str) -> Result<usize, Error> {
+    let n = check_pixels(pixels, PIXELS)?;
+    if n <= K {
+        return Err(Error::ShapeMismatch {
+            what,
+            expected: format!("more than k = {K}: precision and recall need neighbours"),
+            got: n.to_string(),
+        });
+    }
+    Ok(n)
+}
+
 fn check_pixels(pixels: &[f32], per_image: usize) -> Result<usize, Error> {
     if pixels.is_empty() || !pixels.len().is_multiple_of(per_image) {
         return Err(Error::ShapeMismatch {
