@@ -62,7 +62,7 @@ where
     M: NoisePredictor + dfdx::prelude::TensorCollection<f32, dfdx::prelude::Cpu> + 'static,
 {
     let dim = model.dim();
-    if data.len() < dim || data.len() % dim != 0 {
+    if data.len() < dim || !data.len().is_multiple_of(dim) {
         return Err(Error::InvalidArgument {
             what: "the training data of a DDPM",
             expected: "whole examples of the model's size, at least one",

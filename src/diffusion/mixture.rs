@@ -165,7 +165,7 @@ pub fn mean_cosine(a: &[f32], b: &[f32]) -> f64 {
 /// out slightly negative). Notebook `09_diffusion` §4.
 pub fn mmd2(a: &[f32], b: &[f32], bandwidth: f64) -> Result<f64, Error> {
     let (n, m) = (a.len() / 2, b.len() / 2);
-    if n < 2 || m < 2 || a.len() % 2 != 0 || b.len() % 2 != 0 {
+    if n < 2 || m < 2 || !a.len().is_multiple_of(2) || !b.len().is_multiple_of(2) {
         return Err(Error::InvalidArgument {
             what: "the two point sets of an MMD",
             expected: "at least two 2-D points each, flattened x, y, x, y, …",
