@@ -279,10 +279,6 @@ fn top_class(p: &[f64]) -> usize {
     (0..p.len()).fold(0, |best, j| if p[j] > p[best] { j } else { best })
 }
 
-/// The number of images in `pixels`, after checking that it holds a whole number (at
-/// least one) of images of `per_image` pixels, every one a number in `0..=1`: generated
-/// images often come out of a tanh (−1..1) or an unclamped linear layer, and NaN would
-/// pass silently through the classifier.
 /// [`check_pixels`] for a set of 28×28 images that precision and recall can be computed
 /// on: more than [`K`] of them. Returns their number.
 fn check_more_than_k(pixels: &[f32], what: &'static str) -> Result<usize, Error> {
@@ -297,6 +293,10 @@ fn check_more_than_k(pixels: &[f32], what: &'static str) -> Result<usize, Error>
     Ok(n)
 }
 
+/// The number of images in `pixels`, after checking that it holds a whole number (at
+/// least one) of images of `per_image` pixels, every one a number in `0..=1`: generated
+/// images often come out of a tanh (−1..1) or an unclamped linear layer, and NaN would
+/// pass silently through the classifier.
 fn check_pixels(pixels: &[f32], per_image: usize) -> Result<usize, Error> {
     if pixels.is_empty() || !pixels.len().is_multiple_of(per_image) {
         return Err(Error::ShapeMismatch {
