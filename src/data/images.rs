@@ -86,40 +86,49 @@ impl ImageSet {
     }
 
     /// Every image shrunk by `factor` in height and width, each new pixel the mean of a
-    /// `factor × factor` block: cheaper experiments on 14×14 Fashion-MNIST (notebook 04).
+    /// `factor × factor` block ([`block_means`]): cheaper experiments on 14×14
+    /// Fashion-MNIST (notebook 04).
     pub fn downsample(&self, factor: usize) -> Result<ImageSet, Error> {
-        if factor == 0 || !self.height.is_multiple_of(factor) || !self.width.is_multiple_of(factor)
-        {
-            return Err(Error::ShapeMismatch {
-                what: "the downsampling factor",
-                expected: format!("a divisor of both {} and {}", self.height, self.width),
-                got: factor.to_string(),
-            });
-        }
-        let (h, w) = (self.height / factor, self.width / factor);
-        let block = (factor * factor) as f32;
-        let mut pixels = Vec::with_capacity(self.len() * h * w);
-        for i in 0..self.len() {
-            let image = self.image(i);
-            for r in 0..h {
-                for c in 0..w {
-                    let sum: f32 = (0..factor * factor)
-                        .map(|j| {
-                            image[(r * factor + j / factor) * self.width + c * factor + j % factor]
-                        })
-                        .sum();
-                    pixels.push(sum / block);
-                }
-            }
-        }
         Ok(ImageSet {
-            pixels,
+            pixels: block_means(&self.pixels, self.height, self.width, factor)?,
             labels: self.labels.clone(),
-            height: h,
-            width: w,
+            height: self.height / factor,
+            width: self.width / factor,
             class_names: self.class_names.clone(),
         })
     }
+}
+
+/// Every `height × width` image of `pixels` (row-major, one after another) shrunk by
+/// `factor` in height and width, each new pixel the mean of a `factor × factor` block:
+/// [`ImageSet::downsample`], and notebook `09_diffusion` §5's 14×14 digits.
+pub fn block_means(
+    pixels: &[f32],
+    height: usize,
+    width: usize,
+    factor: usize,
+) -> Result<Vec<f32>, Error> {
+    if factor == 0 || !height.is_multiple_of(factor) || !width.is_multiple_of(factor) {
+        return Err(Error::ShapeMismatch {
+            what: "the downsampling factor",
+            expected: format!("a divisor of both {height} and {width}"),
+            got: factor.to_string(),
+        });
+    }
+    let (h, w) = (height / factor, width / factor);
+    let block = (factor * factor) as f32;
+    let mut means = Vec::with_capacity(pixels.len() / (factor * factor));
+    for image in pixels.chunks_exact(height * width) {
+        for r in 0..h {
+            for c in 0..w {
+                let sum: f32 = (0..factor * factor)
+                    .map(|j| image[(r * factor + j / factor) * width + c * factor + j % factor])
+                    .sum();
+                means.push(sum / block);
+            }
+        }
+    }
+    Ok(means)
 }
 
 /// The MNIST test split: 10,000 handwritten digits, 28×28 (LeCun, Cortes and Burges, 1998).

@@ -17,7 +17,7 @@ mod verify;
 pub use batches::{one_hot, Batch, MiniBatches, Standardizer};
 pub use embeddings::{analogies, glove, Analogy, Embeddings, Measure};
 pub use files::{sha256_hex, DataDir, DataFile, FILES};
-pub use images::{digits, fashion_mnist, mnist, ImageSet, FASHION_CLASSES};
+pub use images::{block_means, digits, fashion_mnist, mnist, ImageSet, FASHION_CLASSES};
 pub use synthetic::{two_moons, Points2d};
 pub use tables::{class_labels, feature_matrix, iris, wine};
 pub use text::{austen, words, CharCorpus, Vocab, WordCorpus};

@@ -5,6 +5,7 @@
 
 use super::schedule::NoiseSchedule;
 use super::{ddpm, time_embedding, DenoiserSettings, NoisePredictor, Rows};
+use crate::data::block_means;
 use crate::nn;
 use crate::nn::builders::{AvgPool2D, Bias2D, Conv2D, ConvTranspose2D, ReLU};
 use crate::nn::{concat_channels, Images};
@@ -72,17 +73,8 @@ const MNIST_SIDE: usize = 2 * SIDE;
 /// mean of a 2×2 block, and scaled to `[−1, 1]`, the range DDPM adds its noise in.
 /// Notebook `09_diffusion` §5.
 pub fn to_model(images: &[f32]) -> Vec<f32> {
-    let mut halved = Vec::with_capacity(images.len() / 4);
-    for image in images.chunks(MNIST_SIDE * MNIST_SIDE) {
-        for r in 0..SIDE {
-            for c in 0..SIDE {
-                let at = |dr: usize, dc: usize| image[(2 * r + dr) * MNIST_SIDE + 2 * c + dc];
-                let mean = (at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) / 4.0;
-                halved.push(2.0 * mean - 1.0);
-            }
-        }
-    }
-    halved
+    let halved = block_means(images, MNIST_SIDE, MNIST_SIDE, 2).expect("2 divides 28");
+    halved.iter().map(|mean| 2.0 * mean - 1.0).collect()
 }
 
 /// Model-space images (about `[−1, 1]`, [`SIDE`]×[`SIDE`]) back to pixels in `0..=1`,
