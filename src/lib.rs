@@ -4,10 +4,14 @@
 //! `01_backprop`, `optimization` is `02_optimization`, `generalization` is
 //! `03_generalization`, `convnets` is `04_convnets`, `attention` is `05_attention`,
 //! `embeddings` is `06_embeddings`, `self_supervised` is `07_self_supervised`, `vae_gan`
-//! is `08_vae_gan`, `diffusion` is `09_diffusion`), plus small shared modules: [`data`] (datasets and mini-batches),
+//! is `08_vae_gan`, `diffusion` is `09_diffusion`, `guided_latent_diffusion` is
+//! `10_guided_latent_diffusion`), plus small shared modules: [`data`] (datasets and mini-batches),
 //! [`models`] (models more than one notebook trains), [`optim`] (optimizer settings and
 //! learning-rate schedules), [`train`] (the one training loop), [`transformer`] (attention
-//! and the transformer's blocks, taught in `05_attention` and reused in `06_embeddings`),
+//! and the transformer's blocks, taught in `05_attention` and reused in `06_embeddings` and
+//! `10_guided_latent_diffusion`), [`denoising`] (noise schedules, DDPM's and DDIM's samplers
+//! and the time-aware U-Net, taught in `09_diffusion` and reused in
+//! `10_guided_latent_diffusion`),
 //! [`cache`] (trained weights kept between runs), [`yardstick`] (the measure of
 //! generated digits that notebooks `08_vae_gan`, `09_diffusion` and
 //! `10_guided_latent_diffusion` share), [`runtime`] (the device and
@@ -21,11 +25,13 @@ pub mod backprop;
 pub mod cache;
 pub mod convnets;
 pub mod data;
+pub mod denoising;
 pub mod diffusion;
 pub mod display;
 pub mod embeddings;
 mod error;
 pub mod generalization;
+pub mod guided_latent_diffusion;
 pub mod models;
 pub mod nn;
 pub mod optim;

@@ -82,6 +82,9 @@ impl NoisePredictor for PointDenoiser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::denoising::ddpm::{noisy_batch, sample, simple_loss, Sampler};
+    use crate::diffusion::mixture::Mixture;
+    use rand::{rngs::StdRng, SeedableRng};
 
     #[test]
     fn the_mlp_predicts_two_values_per_point_and_reads_the_time() {
@@ -90,5 +93,23 @@ mod tests {
         let eps = net.predict_values(&x, &[1.0, 900.0]);
         assert_eq!(eps.len(), 4);
         assert_ne!(eps[..2], eps[2..], "the same point at two times");
+    }
+
+    #[test]
+    fn a_short_training_run_lowers_the_simple_loss_and_samples_come_out() {
+        let schedule = NoiseSchedule::ho();
+        let data = Mixture::pentagon().sample(500, &mut StdRng::seed_from_u64(1));
+        let mut model = point_denoiser(2);
+        let batch = noisy_batch(&data, 2, &schedule, 512, &mut StdRng::seed_from_u64(5));
+        let before = simple_loss(&model, &batch);
+        let settings = DenoiserSettings::new(300, 128, 2e-3, 3);
+        train_ddpm(&mut model, &data, &schedule, &settings).unwrap();
+        let after = simple_loss(&model, &batch);
+        assert!(after < 0.8 * before, "{before} → {after}");
+        let times = schedule.strided(20);
+        let samples = sample(&model, &schedule, Sampler::Ddim, &times, 10, 0, &[1000, 0]);
+        assert_eq!(samples.x.len(), 20);
+        assert_eq!(samples.snapshots.len(), 2);
+        assert!(train_ddpm(&mut model, &data[..3], &schedule, &settings).is_err());
     }
 }

@@ -27,8 +27,20 @@ pub fn noisy_batch(
     batch: usize,
     rng: &mut impl Rng,
 ) -> NoisyBatch {
+    noisy_batch_rows(data, dim, schedule, batch, rng).0
+}
+
+/// [`noisy_batch`] and the rows of `data` it drew, so that each example's label can go
+/// with it. Notebook `10_guided_latent_diffusion` §1–4.
+pub fn noisy_batch_rows(
+    data: &[f32],
+    dim: usize,
+    schedule: &NoiseSchedule,
+    batch: usize,
+    rng: &mut impl Rng,
+) -> (NoisyBatch, Vec<usize>) {
     let examples = data.len() / dim;
-    let (mut x, mut t, mut eps) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut x, mut t, mut eps, mut rows) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..batch {
         let row = rng.gen_range(0..examples);
         let step = rng.gen_range(1..=schedule.steps());
@@ -36,8 +48,9 @@ pub fn noisy_batch(
         x.extend(schedule.noised(&data[row * dim..][..dim], &noise, step));
         t.push(step as f32);
         eps.extend(noise);
+        rows.push(row);
     }
-    NoisyBatch { x, t, eps }
+    (NoisyBatch { x, t, eps }, rows)
 }
 
 /// DDPM's "simple" loss of `model` on `batch`: the mean over all values of `(ε − ε̂)²`.
@@ -163,29 +176,69 @@ pub fn sample(
     seed: u64,
     keep: &[usize],
 ) -> Samples {
-    let _pool = hot_pool();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let dim = model.dim();
-    let mut x = normal(n * dim, &mut rng);
-    let mut snapshots = Vec::new();
-    for (i, &t) in times.iter().enumerate() {
-        if keep.contains(&t) {
-            snapshots.push((t, x.clone()));
+    let chain = Chain {
+        schedule: schedule.clone(),
+        sampler,
+        times: times.to_vec(),
+    };
+    let mut eps = |x: &[f32], t: usize| predict_in_chunks(model, x, t as f32);
+    chain.walk(&mut eps, n * model.dim(), seed, keep)
+}
+
+/// A way back through the chain: the schedule, the sampler and the times visited.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    pub schedule: NoiseSchedule,
+    pub sampler: Sampler,
+    pub times: Vec<usize>,
+}
+
+impl Chain {
+    /// `sampler` through `steps` times of `schedule`, evenly strided
+    /// ([`NoiseSchedule::strided`]).
+    pub fn strided(schedule: &NoiseSchedule, sampler: Sampler, steps: usize) -> Chain {
+        Chain {
+            schedule: schedule.clone(),
+            sampler,
+            times: schedule.strided(steps),
         }
-        let s = times.get(i + 1).copied().unwrap_or(0);
-        let eps = predict_in_chunks(model, &x, t as f32);
-        x = match sampler {
-            Sampler::Ancestral => {
-                ancestral_step(schedule, &x, &eps, t, s, &normal(n * dim, &mut rng))
+    }
+
+    /// Walks back from `values` standard normal values drawn from `seed`, the noise of
+    /// the whole batch at time `t` predicted by `eps(x_t, t)`; keeps `x_t` for every `t`
+    /// in `keep`. [`sample`] predicts with a network; notebook
+    /// `10_guided_latent_diffusion` guides the prediction and walks the same chain.
+    pub fn walk(
+        &self,
+        eps: &mut dyn FnMut(&[f32], usize) -> Vec<f32>,
+        values: usize,
+        seed: u64,
+        keep: &[usize],
+    ) -> Samples {
+        let _pool = hot_pool();
+        let (schedule, times) = (&self.schedule, &self.times);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut x = normal(values, &mut rng);
+        let mut snapshots = Vec::new();
+        for (i, &t) in times.iter().enumerate() {
+            if keep.contains(&t) {
+                snapshots.push((t, x.clone()));
             }
-            Sampler::Ddim => ddim_step(schedule, &x, &eps, t, s),
-            Sampler::ClippedDdim(bound) => ddim_step_within(schedule, &x, &eps, t, s, bound),
-        };
+            let s = times.get(i + 1).copied().unwrap_or(0);
+            let eps = eps(&x, t);
+            x = match self.sampler {
+                Sampler::Ancestral => {
+                    ancestral_step(schedule, &x, &eps, t, s, &normal(values, &mut rng))
+                }
+                Sampler::Ddim => ddim_step(schedule, &x, &eps, t, s),
+                Sampler::ClippedDdim(bound) => ddim_step_within(schedule, &x, &eps, t, s, bound),
+            };
+        }
+        if keep.contains(&0) {
+            snapshots.push((0, x.clone()));
+        }
+        Samples { x, snapshots }
     }
-    if keep.contains(&0) {
-        snapshots.push((0, x.clone()));
-    }
-    Samples { x, snapshots }
 }
 
 /// Examples predicted per call while sampling: enough to keep the cores busy, few enough
@@ -202,8 +255,6 @@ fn predict_in_chunks(model: &dyn NoisePredictor, x: &[f32], t: f32) -> Vec<f32> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diffusion::mixture::Mixture;
-    use crate::diffusion::points::point_denoiser;
 
     #[test]
     fn the_ancestral_step_is_algorithm_two() {
@@ -246,23 +297,5 @@ mod tests {
             (clipped[0] - 0.5).abs() < 1e-6 && (clipped[1] + 0.4).abs() < 1e-4,
             "x̂₀ clipped to ±0.5: {clipped:?}"
         );
-    }
-
-    #[test]
-    fn a_short_training_run_lowers_the_simple_loss_and_samples_come_out() {
-        let schedule = NoiseSchedule::ho();
-        let data = Mixture::pentagon().sample(500, &mut StdRng::seed_from_u64(1));
-        let mut model = point_denoiser(2);
-        let batch = noisy_batch(&data, 2, &schedule, 512, &mut StdRng::seed_from_u64(5));
-        let before = simple_loss(&model, &batch);
-        let settings = DenoiserSettings::new(300, 128, 2e-3, 3);
-        train_ddpm(&mut model, &data, &schedule, &settings).unwrap();
-        let after = simple_loss(&model, &batch);
-        assert!(after < 0.8 * before, "{before} → {after}");
-        let times = schedule.strided(20);
-        let samples = sample(&model, &schedule, Sampler::Ddim, &times, 10, 0, &[1000, 0]);
-        assert_eq!(samples.x.len(), 20);
-        assert_eq!(samples.snapshots.len(), 2);
-        assert!(train_ddpm(&mut model, &data[..3], &schedule, &settings).is_err());
     }
 }

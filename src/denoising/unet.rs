@@ -28,11 +28,13 @@ type Dense<const I: usize, const O: usize, E, D> = dfdx::nn::modules::Linear<I, 
 type Conv3<const I: usize, const O: usize, E, D> = nn::Conv2D<I, O, 3, 1, 1, 1, 1, E, D>;
 type Bias<const C: usize, E, D> = nn::Bias2D<C, E, D>;
 
-/// A U-Net of two resolutions for 1-channel images with an even side, predicting the
-/// noise in each pixel at time `t`. Shapes for an `S×S` input in the comments of
-/// [`TimeUNet::forward_images`]. Notebook `09_diffusion` §5.
+/// A U-Net of two resolutions for `C`-channel `S×S` images (`S` even), predicting the
+/// noise in each value at time `t`. Shapes in the comments of
+/// [`TimeUNet::forward_conditioned`]. Notebook `09_diffusion` §5 trains it on 1-channel
+/// 14×14 digits (the defaults); `10_guided_latent_diffusion` §4 on 4-channel 8×8 latents.
 #[derive(Clone, Debug)]
-pub struct TimeUNet<E: Dtype = f32, D: Storage<E> = Cpu> {
+pub struct TimeUNet<const C: usize = 1, const S: usize = SIDE, E: Dtype = f32, D: Storage<E> = Cpu>
+{
     /// The time MLP: embedding → 64 → 64, with ReLUs (DDPM's has SiLUs).
     time: (
         Dense<EMBEDDING, TIME, E, D>,
@@ -40,7 +42,7 @@ pub struct TimeUNet<E: Dtype = f32, D: Storage<E> = Cpu> {
         Dense<TIME, TIME, E, D>,
         ReLU,
     ),
-    down1: (Conv3<1, WIDE, E, D>, Bias<WIDE, E, D>),
+    down1: (Conv3<C, WIDE, E, D>, Bias<WIDE, E, D>),
     time1: Dense<TIME, WIDE, E, D>,
     down1b: (ReLU, Conv3<WIDE, WIDE, E, D>, Bias<WIDE, E, D>, ReLU),
     down2: (
@@ -62,8 +64,14 @@ pub struct TimeUNet<E: Dtype = f32, D: Storage<E> = Cpu> {
     up1: (Conv3<{ 2 * WIDE }, WIDE, E, D>, Bias<WIDE, E, D>),
     time4: Dense<TIME, WIDE, E, D>,
     up1b: (ReLU, Conv3<WIDE, WIDE, E, D>, Bias<WIDE, E, D>, ReLU),
-    /// 1×1 convolution to the noise of each pixel.
-    head: (nn::Conv2D<WIDE, 1, 1, 1, 0, 1, 1, E, D>, Bias<1, E, D>),
+    /// 1×1 convolution to the noise of each value.
+    head: (nn::Conv2D<WIDE, C, 1, 1, 0, 1, 1, E, D>, Bias<C, E, D>),
+    /// Per-channel gains of the four blocks, used only when a condition is given
+    /// ([`TimeUNet::forward_conditioned`]).
+    scale1: Dense<TIME, WIDE, E, D>,
+    scale2: Dense<TIME, DEEP, E, D>,
+    scale3: Dense<TIME, DEEP, E, D>,
+    scale4: Dense<TIME, WIDE, E, D>,
 }
 
 /// MNIST's side, which the yardstick reads.
@@ -92,12 +100,18 @@ pub fn to_yardstick(samples: &[f32]) -> Vec<f32> {
         .as_vec()
 }
 
-/// Built on the CPU with weights drawn from `seed`.
+/// Built on the CPU with weights drawn from `seed`: the 1-channel 14×14 network of
+/// notebook `09_diffusion` §5.
 pub fn time_unet(seed: u64) -> TimeUNet {
+    time_unet_of(seed)
+}
+
+/// A U-Net for `C`-channel `S×S` inputs, built on the CPU with weights drawn from `seed`.
+pub fn time_unet_of<const C: usize, const S: usize>(seed: u64) -> TimeUNet<C, S> {
     let dev = device(seed);
     TimeUNet {
         time: dev.build_module::<(Linear<EMBEDDING, TIME>, ReLU, Linear<TIME, TIME>, ReLU), f32>(),
-        down1: dev.build_module::<(Conv2D<1, WIDE, 3, 1, 1>, Bias2D<WIDE>), f32>(),
+        down1: dev.build_module::<(Conv2D<C, WIDE, 3, 1, 1>, Bias2D<WIDE>), f32>(),
         time1: dev.build_module::<Linear<TIME, WIDE>, f32>(),
         down1b: dev.build_module::<(ReLU, Conv2D<WIDE, WIDE, 3, 1, 1>, Bias2D<WIDE>, ReLU), f32>(),
         down2: dev.build_module::<(
@@ -115,13 +129,28 @@ pub fn time_unet(seed: u64) -> TimeUNet {
         up1: dev.build_module::<(Conv2D<{ 2 * WIDE }, WIDE, 3, 1, 1>, Bias2D<WIDE>), f32>(),
         time4: dev.build_module::<Linear<TIME, WIDE>, f32>(),
         up1b: dev.build_module::<(ReLU, Conv2D<WIDE, WIDE, 3, 1, 1>, Bias2D<WIDE>, ReLU), f32>(),
-        head: dev.build_module::<(Conv2D<WIDE, 1, 1>, Bias2D<1>), f32>(),
+        head: dev.build_module::<(Conv2D<WIDE, C, 1>, Bias2D<C>), f32>(),
+        // Drawn last, so that the unconditional network's weights are as they were.
+        scale1: dev.build_module::<Linear<TIME, WIDE>, f32>(),
+        scale2: dev.build_module::<Linear<TIME, DEEP>, f32>(),
+        scale3: dev.build_module::<Linear<TIME, DEEP>, f32>(),
+        scale4: dev.build_module::<Linear<TIME, WIDE>, f32>(),
     }
+}
+
+/// The [`time_embedding`] of each of `t`, one row of [`EMBEDDING`] values each, on an empty
+/// tape of type `T`: what every time-aware network here starts from.
+pub fn embedded_times<T: Tape<f32, Cpu>>(
+    dev: &Cpu,
+    t: &[f32],
+) -> Tensor<(usize, Const<EMBEDDING>), f32, Cpu, T> {
+    dev.tensor_from_vec(time_embedding(t, EMBEDDING), (t.len(), Const::<EMBEDDING>))
+        .retaped::<T>()
 }
 
 /// Adds `shift` (one value per example and channel) to every pixel of `maps`: how the
 /// time reaches each block.
-fn add_time<const C: usize, T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
+pub fn add_time<const C: usize, T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
     maps: Images<usize, Const<C>, T>,
     shift: Tensor<(usize, Const<C>), f32, Cpu, T>,
 ) -> Images<usize, Const<C>, T> {
@@ -129,31 +158,100 @@ fn add_time<const C: usize, T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
     maps + shift.broadcast_like::<_, Axes2<2, 3>>(&shape)
 }
 
-impl TimeUNet {
-    /// The predicted noise of a batch of `S×S` images (`S` even) whose times are embedded
-    /// in `embedding` (one row of [`EMBEDDING`] values per image).
+impl<const C: usize, const S: usize> TimeUNet<C, S> {
+    /// The multiply-adds of one forward pass for one example, counted layer by layer from
+    /// the shapes in [`TimeUNet::forward_conditioned`]'s comments (the convolutions; the
+    /// time MLP's few thousand are left out): what a step costs, independent of the
+    /// machine. Notebook `10_guided_latent_diffusion` §3 compares pixel and latent space
+    /// with it.
+    pub fn multiply_adds() -> usize {
+        let conv = |pixels: usize, from: usize, to: usize, k: usize| pixels * from * to * k * k;
+        let (full, half) = (S * S, (S / 2) * (S / 2));
+        conv(full, C, WIDE, 3) + conv(full, WIDE, WIDE, 3) // down1, down1b
+            + conv(half, WIDE, DEEP, 3) + conv(half, DEEP, DEEP, 3) // down2, down2b
+            + conv(half, DEEP, DEEP, 3) + conv(half, 2 * DEEP, DEEP, 3) // middle, up2
+            + conv(half, DEEP, WIDE, 2) // grow: each input pixel spreads over a 2×2 block
+            + conv(full, 2 * WIDE, WIDE, 3) + conv(full, WIDE, WIDE, 3) // up1, up1b
+            + conv(full, WIDE, C, 1) // head
+    }
+}
+
+/// `maps + shift(e)` per channel, then times `1 + scale(e)` when there is a `scale`.
+fn modulate<const C: usize, T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
+    maps: Images<usize, Const<C>, T>,
+    e: Tensor<(usize, Const<TIME>), f32, Cpu, T>,
+    shift: &Dense<TIME, C, f32, Cpu>,
+    scale: Option<&Dense<TIME, C, f32, Cpu>>,
+) -> Images<usize, Const<C>, T> {
+    let Some(scale) = scale else {
+        return add_time(maps, shift.forward(e));
+    };
+    let shifted = add_time(maps, shift.forward(e.with_empty_tape()));
+    let shape = *shifted.shape();
+    let gain = (scale.forward(e) + 1.0).broadcast_like::<_, Axes2<2, 3>>(&shape);
+    shifted * gain
+}
+
+impl<const C: usize, const S: usize> TimeUNet<C, S> {
+    /// The predicted noise of a batch of images whose times are embedded in `embedding`
+    /// (one row of [`EMBEDDING`] values per image).
     pub fn forward_images<T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
         &self,
-        x: Images<usize, Const<1>, T>,
+        x: Images<usize, Const<C>, T>,
         embedding: Tensor<(usize, Const<EMBEDDING>), f32, Cpu, T>,
-    ) -> Images<usize, Const<1>, T> {
+    ) -> Images<usize, Const<C>, T> {
+        self.forward_conditioned(x, embedding, None)
+    }
+
+    /// [`TimeUNet::forward_images`] told a condition too: `condition` (one row of [`TIME`]
+    /// values per image, from a label's or a prompt's encoder) is added to the time MLP's
+    /// output, as ADM and GLIDE add their class and text embeddings, and the sum then both
+    /// shifts and scales each block's channels, `h·(1 + scale) + shift` (ADM's adaptive
+    /// group norm without the norm): an added bias alone let the label through too weakly
+    /// for a network this small. Notebook `10_guided_latent_diffusion` §2–4.
+    pub fn forward_conditioned<T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
+        &self,
+        x: Images<usize, Const<C>, T>,
+        embedding: Tensor<(usize, Const<EMBEDDING>), f32, Cpu, T>,
+        condition: Option<Tensor<(usize, Const<TIME>), f32, Cpu, T>>,
+    ) -> Images<usize, Const<C>, T> {
         let time = self.time.forward(embedding); //                              64
-        let h1 = add_time(
+        let (time, scales) = match condition {
+            Some(condition) => (time + condition, true),
+            None => (time, false),
+        };
+        let h1 = modulate(
             self.down1.forward(x),
-            self.time1.forward(time.with_empty_tape()),
+            time.with_empty_tape(),
+            &self.time1,
+            scales.then_some(&self.scale1),
         );
         let h1 = self.down1b.forward(h1); //                                     16×S×S
         let h2 = self.down2.forward(h1.with_empty_tape()); //                    32×S/2×S/2
-        let h2 = self
-            .down2b
-            .forward(add_time(h2, self.time2.forward(time.with_empty_tape())));
+        let h2 = modulate(
+            h2,
+            time.with_empty_tape(),
+            &self.time2,
+            scales.then_some(&self.scale2),
+        );
+        let h2 = self.down2b.forward(h2);
         let m = self.middle.forward(h2.with_empty_tape()); //                    32×S/2×S/2
         let u2 = self.up2.forward(concat_channels(m, h2)); //          (32+32) → 32×S/2×S/2
-        let u2 = add_time(u2, self.time3.forward(time.with_empty_tape()));
+        let u2 = modulate(
+            u2,
+            time.with_empty_tape(),
+            &self.time3,
+            scales.then_some(&self.scale3),
+        );
         let g = self.grow.forward(u2); //                                        16×S×S
         let u1 = self.up1.forward(concat_channels(g, h1)); //              (16+16) → 16×S×S
-        let u1 = self.up1b.forward(add_time(u1, self.time4.forward(time)));
-        self.head.forward(u1) //                                                 1×S×S
+        let u1 = self.up1b.forward(modulate(
+            u1,
+            time,
+            &self.time4,
+            scales.then_some(&self.scale4),
+        ));
+        self.head.forward(u1) //                                                 C×S×S
     }
 }
 
@@ -168,9 +266,9 @@ pub fn train_ddpm(
     ddpm::train_ddpm(model, data, schedule, settings)
 }
 
-impl NoisePredictor for TimeUNet {
+impl<const C: usize, const S: usize> NoisePredictor for TimeUNet<C, S> {
     fn dim(&self) -> usize {
-        SIDE * SIDE
+        C * S * S
     }
 
     fn predict<T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
@@ -179,13 +277,10 @@ impl NoisePredictor for TimeUNet {
         t: &[f32],
     ) -> Rows<T> {
         let n = t.len();
-        let dev = x.device().clone();
-        let embedding = dev
-            .tensor_from_vec(time_embedding(t, EMBEDDING), (n, Const::<EMBEDDING>))
-            .retaped::<T>();
-        let images = x.reshape_like(&(n, Const::<1>, SIDE, SIDE));
+        let embedding = embedded_times(x.device(), t);
+        let images = x.reshape_like(&(n, Const::<C>, S, S));
         let eps = self.forward_images(images, embedding);
-        eps.reshape_like(&(n, SIDE * SIDE))
+        eps.reshape_like(&(n, C * S * S))
     }
 
     fn predict_values(&self, x: &[f32], t: &[f32]) -> Vec<f32> {
@@ -193,12 +288,12 @@ impl NoisePredictor for TimeUNet {
     }
 }
 
-impl<E, D> TensorCollection<E, D> for TimeUNet<E, D>
+impl<const C: usize, const S: usize, E, D> TensorCollection<E, D> for TimeUNet<C, S, E, D>
 where
     E: Dtype + num_traits::Float + rand_distr::uniform::SampleUniform,
     D: Device<E>,
 {
-    type To<E2: Dtype, D2: Device<E2>> = TimeUNet<E2, D2>;
+    type To<E2: Dtype, D2: Device<E2>> = TimeUNet<C, S, E2, D2>;
 
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
@@ -226,11 +321,18 @@ where
                     Self::module("up1b", |s| &s.up1b, |s| &mut s.up1b),
                     Self::module("head", |s| &s.head, |s| &mut s.head),
                 ),
+                (
+                    Self::module("scale1", |s| &s.scale1, |s| &mut s.scale1),
+                    Self::module("scale2", |s| &s.scale2, |s| &mut s.scale2),
+                    Self::module("scale3", |s| &s.scale3, |s| &mut s.scale3),
+                    Self::module("scale4", |s| &s.scale4, |s| &mut s.scale4),
+                ),
             ),
             |(
                 (time, down1, time1, down1b, down2),
                 (time2, down2b, middle, up2, time3),
                 (grow, up1, time4, up1b, head),
+                (scale1, scale2, scale3, scale4),
             )| TimeUNet {
                 time,
                 down1,
@@ -247,6 +349,10 @@ where
                 time4,
                 up1b,
                 head,
+                scale1,
+                scale2,
+                scale3,
+                scale4,
             },
         )
     }
@@ -255,7 +361,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diffusion::ddpm::normal;
+    use crate::denoising::ddpm::normal;
     use rand::{rngs::StdRng, SeedableRng};
 
     #[test]
@@ -287,6 +393,19 @@ mod tests {
             ("head", moved(crate::train::gradients(&net.head, &grads))),
         ];
         assert!(blocks.iter().all(|(_, m)| *m), "{blocks:?}");
+    }
+
+    #[test]
+    fn the_multiply_adds_grow_with_the_area_and_the_channels() {
+        let pixel = TimeUNet::<1, 14>::multiply_adds();
+        let by_hand = 196 * 9 * (16 + 256 + 512 + 256)
+            + 49 * 9 * (512 + 1024 + 1024 + 2048)
+            + 49 * 4 * 512
+            + 196 * 16;
+        assert_eq!(pixel, by_hand);
+        let doubled = TimeUNet::<1, 28>::multiply_adds();
+        assert_eq!(doubled, 4 * pixel);
+        assert!(TimeUNet::<4, 8>::multiply_adds() * 2 < pixel);
     }
 
     #[test]
