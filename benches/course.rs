@@ -20,6 +20,7 @@ use mustknow::embeddings::counts::{Glove, GloveSettings};
 use mustknow::embeddings::word2vec::{Sgns, SkipGram};
 use mustknow::embeddings::{DIM as AUSTEN_DIM, VOCAB as AUSTEN_VOCAB};
 use mustknow::generalization::{lottery::LeNet300100, MnistMlp};
+use mustknow::guided_latent_diffusion::{conditional, latent, text, Prompt};
 use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
 use mustknow::self_supervised::{self as ssl, losses::nt_xent, simclr};
@@ -70,7 +71,7 @@ const fn training_step(
     }
 }
 
-const CASES: [Case; 25] = [
+const CASES: [Case; 27] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -240,6 +241,20 @@ const CASES: [Case; 25] = [
         diffusion::unet::SIDE,
         diffusion::unet::EMBEDDING,
     ),
+    training_step(
+        "latent diffusion U-Net (4×8×8 latents, label condition) training step (Adam)",
+        "latent_diffusion_step",
+        64,
+        latent::SIDE,
+        latent::CHANNELS,
+    ),
+    training_step(
+        "text-conditioned latent U-Net (one-block prompt encoder) training step (Adam)",
+        "text_diffusion_step",
+        64,
+        latent::SIDE,
+        text::LONGEST,
+    ),
     // Notebook 06 §4–5: `batch` pairs (or co-occurrences) over a vocabulary of `channels` words
     // with vectors of `size` components; skip-gram's `out` is 1 + its negatives.
     Case {
@@ -384,6 +399,19 @@ fn time_case(c: &Case) -> f64 {
         "vae_step" => time_vae_step(c.batch),
         "dcgan_round" => time_dcgan_round(c.batch),
         "ddpm_unet_step" => time_ddpm_unet_step(c.batch),
+        "latent_diffusion_step" => {
+            let prompts = (0..c.batch)
+                .map(|i| vec![i % conditional::LABELS])
+                .collect();
+            time_conditional_step(conditional::latent_label_unet(0), prompts)
+        }
+        "text_diffusion_step" => {
+            let net = conditional::text_unet(
+                &conditional::latent_label_unet(0),
+                text::TextEncoder::new(0),
+            );
+            time_conditional_step(net, phrased_prompts(c.batch))
+        }
         op => unreachable!("no such op {op}"),
     }
 }
@@ -676,6 +704,43 @@ fn time_ddpm_unet_step(batch: usize) -> f64 {
     )
 }
 
+/// One Adam step (learning rate 2e-3) of one of notebook 10's conditional latent U-Nets on
+/// a fixed batch of noised latents, each told its prompt.
+fn time_conditional_step<Enc>(
+    net: conditional::Conditional<Enc, { latent::CHANNELS }, { latent::SIDE }>,
+    prompts: Vec<Prompt>,
+) -> f64
+where
+    Enc: conditional::Encoder + TensorCollection<f32, Cpu> + 'static,
+{
+    let batch = prompts.len();
+    let dev = mustknow::runtime::device(0);
+    let adam = adam_at(&net, 2e-3);
+    let dim = latent::LATENT;
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+    let x = diffusion::ddpm::normal(batch * dim, &mut rng);
+    let eps = dev.tensor_from_vec(diffusion::ddpm::normal(batch * dim, &mut rng), (batch, dim));
+    let t: Vec<f32> = (0..batch).map(|i| (1 + i * 997 % 1000) as f32).collect();
+    time_step(
+        net,
+        |m| m,
+        adam,
+        |net, grads| {
+            let noised = dev.tensor_from_vec(x.clone(), (batch, dim)).traced(grads);
+            mse_loss(net.predict(noised, &t, &prompts), eps.clone())
+        },
+    )
+}
+
+/// `batch` prompts, example `i` asking for digit `i mod 10` in training phrasing `i mod 8`.
+fn phrased_prompts(batch: usize) -> Vec<Prompt> {
+    let phrasings = text::prompts_for(&text::TRAINING_PHRASINGS).unwrap();
+    let kinds = text::TRAINING_PHRASINGS.len();
+    (0..batch)
+        .map(|i| phrasings[i % 10][i % kinds].clone())
+        .collect()
+}
+
 fn adam_at<N: TensorCollection<f32, Cpu>>(net: &N, lr: f64) -> Adam<N, f32, Cpu> {
     Adam::new(
         net,
@@ -727,7 +792,11 @@ where
         for _ in 0..steps {
             let grads = kept.take().expect("returned by the previous step");
             let mut grads = loss(&mut model, grads).backward();
-            optimizer.update(weights(&mut model), &grads).unwrap();
+            // The unconditional U-Net leaves its condition's gains unused, as training does.
+            match optimizer.update(weights(&mut model), &grads) {
+                Ok(()) | Err(dfdx::optim::OptimizerUpdateError::UnusedParams(_)) => {}
+                Err(e) => panic!("{e:?}"),
+            }
             weights(&mut model).zero_grads(&mut grads);
             kept = Some(grads);
         }

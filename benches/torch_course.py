@@ -379,16 +379,18 @@ def dcgan_round(batch, noise):
 
 
 class TimeUNet(nn.Module):
-    """mustknow::diffusion::unet::TimeUNet (notebook 09 §5): a U-Net of two resolutions
-    (16 channels at full size, 32 at half) whose blocks each add a projection of the time
-    embedding (sinusoidal, then Linear-ReLU-Linear-ReLU to 64) to their feature maps."""
+    """mustknow::denoising::unet::TimeUNet (notebooks 09 §5 and 10 §3–4): a U-Net of two
+    resolutions (16 channels at full size, 32 at half) whose blocks each add a projection
+    of the time embedding (sinusoidal, then Linear-ReLU-Linear-ReLU to 64) to their feature
+    maps. Told a condition (a vector added to the time MLP's output), each block also
+    scales its channels by 1 + a projection of the sum."""
 
-    def __init__(self, wide=16, deep=32, embedding=32, time=64):
+    def __init__(self, wide=16, deep=32, embedding=32, time=64, channels=1):
         super().__init__()
         conv = lambda i, o: nn.Conv2d(i, o, 3, padding=1)
         self.embedding = embedding
         self.time = nn.Sequential(nn.Linear(embedding, time), nn.ReLU(), nn.Linear(time, time), nn.ReLU())
-        self.down1, self.time1 = conv(1, wide), nn.Linear(time, wide)
+        self.down1, self.time1 = conv(channels, wide), nn.Linear(time, wide)
         self.down1b = nn.Sequential(nn.ReLU(), conv(wide, wide), nn.ReLU())
         self.down2, self.time2 = nn.Sequential(nn.AvgPool2d(2), conv(wide, deep)), nn.Linear(time, deep)
         self.down2b = nn.Sequential(nn.ReLU(), conv(deep, deep), nn.ReLU())
@@ -397,21 +399,29 @@ class TimeUNet(nn.Module):
         self.grow = nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(deep, wide, 2, 2), nn.ReLU())
         self.up1, self.time4 = conv(2 * wide, wide), nn.Linear(time, wide)
         self.up1b = nn.Sequential(nn.ReLU(), conv(wide, wide), nn.ReLU())
-        self.head = nn.Conv2d(wide, 1, 1)
+        self.head = nn.Conv2d(wide, channels, 1)
+        self.scale1, self.scale2 = nn.Linear(time, wide), nn.Linear(time, deep)
+        self.scale3, self.scale4 = nn.Linear(time, deep), nn.Linear(time, wide)
 
     def embed(self, t):
-        """mustknow::diffusion::time_embedding: sines then cosines of t·10000^(−k/half)."""
+        """mustknow::denoising::time_embedding: sines then cosines of t·10000^(−k/half)."""
         half = self.embedding // 2
         angle = t[:, None] * torch.exp(-math.log(10000.0) * torch.arange(half) / half)
         return torch.cat([angle.sin(), angle.cos()], 1)
 
-    def forward(self, x, t):
+    def forward(self, x, t, condition=None):
         time = self.time(self.embed(t))
-        at = lambda layer: layer(time)[:, :, None, None]
-        h1 = self.down1b(self.down1(x) + at(self.time1))
-        h2 = self.down2b(self.down2(h1) + at(self.time2))
-        u2 = self.up2(torch.cat([self.middle(h2), h2], 1)) + at(self.time3)
-        u1 = self.up1b(self.up1(torch.cat([self.grow(u2), h1], 1)) + at(self.time4))
+        if condition is not None:
+            time = time + condition
+
+        def block(h, shift, scale):
+            h = h + shift(time)[:, :, None, None]
+            return h if condition is None else h * (1 + scale(time)[:, :, None, None])
+
+        h1 = self.down1b(block(self.down1(x), self.time1, self.scale1))
+        h2 = self.down2b(block(self.down2(h1), self.time2, self.scale2))
+        u2 = block(self.up2(torch.cat([self.middle(h2), h2], 1)), self.time3, self.scale3)
+        u1 = self.up1b(block(self.up1(torch.cat([self.grow(u2), h1], 1)), self.time4, self.scale4))
         return self.head(u1)
 
 
@@ -422,6 +432,64 @@ def ddpm_unet_step(batch, side):
     x, eps = torch.randn(batch, 1, side, side), torch.randn(batch, 1, side, side)
     t = torch.tensor([float(1 + i * 997 % 1000) for i in range(batch)])
     return time_step(adam(model, 2e-3), lambda: F.mse_loss(model(x, t), eps))
+
+
+class TextEncoder(nn.Module):
+    """mustknow::guided_latent_diffusion::text::TextEncoder (notebook 10 §4): token and
+    position embeddings, one pre-norm transformer block (4 heads, feed-forward 64), a final
+    layer norm, the mean over the prompt's words, and a projection to the U-Net's 64."""
+
+    def __init__(self, vocabulary=22, longest=8, width=32, time=64):
+        super().__init__()
+        self.tokens, self.positions = nn.Embedding(vocabulary, width), nn.Embedding(longest, width)
+        self.block = nn.TransformerEncoderLayer(
+            width, 4, 64, dropout=0.0, activation="relu", batch_first=True, norm_first=True)
+        self.norm, self.project = nn.LayerNorm(width), nn.Linear(width, time)
+
+    def forward(self, ids, lengths):
+        length = ids.shape[1]
+        padding = torch.arange(length)[None] >= lengths[:, None]
+        h = self.tokens(ids) + self.positions(torch.arange(length))[None]
+        h = self.norm(self.block(h, src_key_padding_mask=padding))
+        weights = (~padding).float() / lengths[:, None]
+        return self.project((h * weights[:, :, None]).sum(1))
+
+
+class Conditional(nn.Module):
+    """mustknow::guided_latent_diffusion::conditional::Conditional: a TimeUNet and the
+    encoder of its conditions."""
+
+    def __init__(self, unet, encoder):
+        super().__init__()
+        self.unet, self.encoder = unet, encoder
+
+    def forward(self, x, t, *condition):
+        return self.unet(x, t, self.encoder(*condition))
+
+
+# The words in each of notebook 10's eight training phrasings ("{}", "a {}", "the digit {}", ...).
+PHRASING_LENGTHS = [1, 2, 3, 2, 3, 3, 5, 4]
+
+
+def conditional_step(model, batch, side, channels, condition):
+    """One Adam step (learning rate 2e-3) of a conditional U-Net on `batch` fixed noised
+    latents, each told its condition."""
+    x, eps = torch.randn(batch, channels, side, side), torch.randn(batch, channels, side, side)
+    t = torch.tensor([float(1 + i * 997 % 1000) for i in range(batch)])
+    return time_step(adam(model, 2e-3), lambda: F.mse_loss(model(x, t, *condition), eps))
+
+
+def latent_diffusion_step(batch, side, channels):
+    model = Conditional(TimeUNet(channels=channels), nn.Embedding(11, 64))
+    labels = torch.tensor([i % 11 for i in range(batch)])
+    return conditional_step(model, batch, side, channels, (labels,))
+
+
+def text_diffusion_step(batch, side, longest, channels=4):
+    model = Conditional(TimeUNet(channels=channels), TextEncoder(longest=longest))
+    lengths = torch.tensor([PHRASING_LENGTHS[i % 8] for i in range(batch)])
+    ids = torch.randint(0, 22, (batch, int(lengths.max())))
+    return conditional_step(model, batch, side, channels, (ids, lengths))
 
 
 def adam(model, lr=1e-3):
@@ -540,6 +608,10 @@ def time_case(c):
         return dcgan_round(c["batch"], c["out"])
     if op == "ddpm_unet_step":
         return ddpm_unet_step(c["batch"], c["size"])
+    if op == "latent_diffusion_step":
+        return latent_diffusion_step(c["batch"], c["size"], c["out"])
+    if op == "text_diffusion_step":
+        return text_diffusion_step(c["batch"], c["size"], c["out"])
     raise ValueError(f"no such op {op}")
 
 
