@@ -243,7 +243,7 @@ impl Chain {
 
 /// Examples predicted per call while sampling: enough to keep the cores busy, few enough
 /// that a U-Net's activations stay small.
-const CHUNK: usize = 256;
+pub const CHUNK: usize = 256;
 
 fn predict_in_chunks(model: &dyn NoisePredictor, x: &[f32], t: f32) -> Vec<f32> {
     let dim = model.dim();

@@ -102,25 +102,41 @@ const EPOCH: usize = 50;
 pub fn fit_denoiser<M>(
     model: &mut M,
     settings: &DenoiserSettings,
-    mut draw: impl FnMut(&mut StdRng, usize) -> NoisyBatch,
+    draw: impl FnMut(&mut StdRng, usize) -> NoisyBatch,
 ) -> Result<History, Error>
 where
     M: NoisePredictor + TensorCollection<f32, Cpu> + 'static,
 {
     let dev = device(settings.seed);
-    let mut adam = settings.optimizer.build(model);
-    let mut rng = StdRng::seed_from_u64(settings.seed ^ 0xd1ff);
-    let batch = settings.batch;
-    let batches = Drawn::new(EPOCH, || draw(&mut rng, batch));
     let objective = |m: &mut M, b: NoisyBatch, grads| -> Result<Measured, Error> {
         let (n, dim) = (b.t.len(), m.dim());
         let x = dev.tensor_from_vec(b.x, (n, dim)).traced(grads);
         let eps = dev.tensor_from_vec(b.eps, (n, dim));
         Ok(Measured::loss(mse_loss(m.predict(x, &b.t), eps)))
     };
-    let lr = settings.optimizer.lr;
-    let config = TrainConfig::cosine(settings.steps, EPOCH, lr);
-    fit(model, adam.as_mut(), batches, objective, &config)
+    fit_drawn(model, settings, 0xd1ff, draw, objective)
+}
+
+/// Trains `model` with `settings`' Adam on the course's cosine schedule, on batches of
+/// `settings.batch` that `draw` makes afresh at every step (from a generator seeded with
+/// `settings.seed ^ stream`), minimising `loss`: the one loop ([`fit`]) as every network
+/// of notebooks `09_diffusion` and `10_guided_latent_diffusion` runs it.
+pub fn fit_drawn<M, B>(
+    model: &mut M,
+    settings: &DenoiserSettings,
+    stream: u64,
+    mut draw: impl FnMut(&mut StdRng, usize) -> B,
+    loss: impl FnMut(&mut M, B, Gradients<f32, Cpu>) -> Result<Measured, Error>,
+) -> Result<History, Error>
+where
+    M: TensorCollection<f32, Cpu> + 'static,
+{
+    let mut adam = settings.optimizer.build(model);
+    let mut rng = StdRng::seed_from_u64(settings.seed ^ stream);
+    let batch = settings.batch;
+    let batches = Drawn::new(EPOCH, || draw(&mut rng, batch));
+    let config = TrainConfig::cosine(settings.steps, EPOCH, settings.optimizer.lr);
+    fit(model, adam.as_mut(), batches, loss, &config)
 }
 
 #[cfg(test)]

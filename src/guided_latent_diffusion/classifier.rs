@@ -6,16 +6,16 @@
 use crate::denoising::ddpm::noisy_batch_rows;
 use crate::denoising::schedule::NoiseSchedule;
 use crate::denoising::unet::{add_time, embedded_times, EMBEDDING, SIDE, TIME};
-use crate::denoising::DenoiserSettings;
+use crate::denoising::{fit_drawn, DenoiserSettings, NoisyBatch};
 use crate::nn;
 use crate::nn::builders::{AvgPool2D, Bias2D, Conv2D, ReLU};
 use crate::runtime::{device, hot_pool};
-use crate::train::{fit, Drawn, History, Measured, TrainConfig};
+use crate::train::{History, Measured};
 use crate::Error;
 use dfdx::nn::modules::Linear;
 use dfdx::prelude::*;
 use num_traits::Float;
-use rand::{rngs::StdRng, SeedableRng};
+use rand::rngs::StdRng;
 use rand_distr::uniform::SampleUniform;
 use std::fmt::Debug;
 
@@ -153,9 +153,6 @@ impl NoisyClassifier {
     }
 }
 
-/// Steps between records of a training run.
-const EPOCH: usize = 50;
-
 /// Trains `model` to name the digits `data` (rows of 14×14 in `[−1, 1]`, with `labels`)
 /// noised to a uniform time of `schedule`, by cross-entropy. Notebook
 /// `10_guided_latent_diffusion` §1.
@@ -174,16 +171,13 @@ pub fn train_classifier(
         });
     }
     let dev = device(settings.seed);
-    let mut adam = settings.optimizer.build(model);
-    let mut rng = StdRng::seed_from_u64(settings.seed ^ 0xc1a5);
-    let batch = settings.batch;
-    let batches = Drawn::new(EPOCH, || {
-        let (noisy, rows) = noisy_batch_rows(data, PIXELS, schedule, batch, &mut rng);
+    let draw = |rng: &mut StdRng, batch| {
+        let (noisy, rows) = noisy_batch_rows(data, PIXELS, schedule, batch, rng);
         let classes: Vec<usize> = rows.iter().map(|&r| labels[r]).collect();
         (noisy, classes)
-    });
+    };
     let objective = |m: &mut NoisyClassifier,
-                     (noisy, classes): (crate::denoising::NoisyBatch, Vec<usize>),
+                     (noisy, classes): (NoisyBatch, Vec<usize>),
                      grads|
      -> Result<Measured, Error> {
         let n = classes.len();
@@ -191,8 +185,7 @@ pub fn train_classifier(
         let loss = m.log_likelihood(x, &noisy.t, &classes) * (-1.0 / n as f32);
         Ok(Measured::loss(loss))
     };
-    let config = TrainConfig::cosine(settings.steps, EPOCH, settings.optimizer.lr);
-    fit(model, adam.as_mut(), batches, objective, &config)
+    fit_drawn(model, settings, 0xc1a5, draw, objective)
 }
 
 impl<E, D> TensorCollection<E, D> for NoisyClassifier<E, D>
@@ -236,6 +229,7 @@ where
 mod tests {
     use super::*;
     use crate::denoising::ddpm::normal;
+    use rand::SeedableRng;
 
     #[test]
     fn the_guidance_gradient_is_the_log_probabilitys_slope() {

@@ -5,17 +5,17 @@
 
 use super::text::TextEncoder;
 use super::{drop_conditions, latent, Prompt};
-use crate::denoising::ddpm::noisy_batch_rows;
+use crate::denoising::ddpm::{noisy_batch_rows, CHUNK};
 use crate::denoising::schedule::NoiseSchedule;
 use crate::denoising::unet::{embedded_times, time_unet_of, TimeUNet, SIDE, TIME};
-use crate::denoising::{DenoiserSettings, NoisyBatch, Rows};
+use crate::denoising::{fit_drawn, DenoiserSettings, NoisyBatch, Rows};
 use crate::runtime::device;
-use crate::train::{fit, Drawn, History, Measured, TrainConfig};
+use crate::train::{History, Measured};
 use crate::Error;
 use dfdx::nn::modules::Embedding;
 use dfdx::prelude::*;
 use num_traits::Float;
-use rand::{rngs::StdRng, SeedableRng};
+use rand::rngs::StdRng;
 use rand_distr::uniform::SampleUniform;
 use std::fmt::Debug;
 
@@ -180,9 +180,6 @@ impl<Enc: Encoder, const C: usize, const S: usize> Conditional<Enc, C, S> {
     }
 }
 
-/// Examples predicted per call: as the shared sampler's chunks.
-const CHUNK: usize = 256;
-
 impl<Enc: Encoder, const C: usize, const S: usize> ConditionalPredictor for Conditional<Enc, C, S> {
     fn dim(&self) -> usize {
         C * S * S
@@ -215,9 +212,6 @@ struct ConditionedBatch {
     prompts: Vec<Prompt>,
 }
 
-/// Steps between records of a training run.
-const EPOCH: usize = 50;
-
 /// Trains `model` with DDPM's loss on `data` (examples of `C·S·S` values, flattened), each
 /// example's condition drawn by `prompt(row, rng)`, dropped to `∅` with probability
 /// `dropout`. Notebook `10_guided_latent_diffusion` §2–4.
@@ -242,15 +236,12 @@ where
     }
     let null = model.encoder.null();
     let dev = device(settings.seed);
-    let mut adam = settings.optimizer.build(model);
-    let mut rng = StdRng::seed_from_u64(settings.seed ^ 0xc0d);
-    let batch = settings.batch;
-    let batches = Drawn::new(EPOCH, || {
-        let (noisy, rows) = noisy_batch_rows(data, dim, schedule, batch, &mut rng);
-        let prompts = rows.iter().map(|&row| prompt(row, &mut rng)).collect();
-        let prompts = drop_conditions(prompts, &null, dropout, &mut rng);
+    let draw = |rng: &mut StdRng, batch| {
+        let (noisy, rows) = noisy_batch_rows(data, dim, schedule, batch, rng);
+        let prompts = rows.iter().map(|&row| prompt(row, rng)).collect();
+        let prompts = drop_conditions(prompts, &null, dropout, rng);
         ConditionedBatch { noisy, prompts }
-    });
+    };
     let objective =
         |m: &mut Conditional<Enc, C, S>, b: ConditionedBatch, grads| -> Result<Measured, Error> {
             m.encoder.check(&b.prompts)?;
@@ -260,8 +251,7 @@ where
             let predicted = m.predict(x, &b.noisy.t, &b.prompts);
             Ok(Measured::loss(mse_loss(predicted, eps)))
         };
-    let config = TrainConfig::cosine(settings.steps, EPOCH, settings.optimizer.lr);
-    fit(model, adam.as_mut(), batches, objective, &config)
+    fit_drawn(model, settings, 0xc0d, draw, objective)
 }
 
 /// [`fit_conditional`] for §1–2's U-Net, on digits `data` with `labels`, compiled here so
@@ -359,6 +349,7 @@ where
 mod tests {
     use super::*;
     use crate::denoising::ddpm::normal;
+    use rand::SeedableRng;
 
     #[test]
     fn the_label_reaches_the_prediction_and_every_block_learns_from_it() {

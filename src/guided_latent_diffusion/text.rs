@@ -199,9 +199,6 @@ struct Placed {
     targets: Vec<f32>,
 }
 
-/// Steps between records of a training run.
-const EPOCH: usize = 50;
-
 /// Trains `encoder` to put each prompt where a label model put its digit: `targets` holds
 /// one row of [`TIME`] values per digit and a last row for `∅`
 /// ([`super::conditional::LabelEncoder::vectors`]); prompts are drawn from `phrasings`
@@ -215,7 +212,7 @@ pub fn train_towards(
     dropout: f64,
     settings: &crate::denoising::DenoiserSettings,
 ) -> Result<crate::train::History, Error> {
-    use rand::{seq::SliceRandom, Rng, SeedableRng};
+    use rand::{seq::SliceRandom, Rng};
     let digits = phrasings.len();
     if targets.len() != (digits + 1) * TIME || phrasings.iter().any(Vec::is_empty) {
         return Err(Error::InvalidArgument {
@@ -225,17 +222,15 @@ pub fn train_towards(
         });
     }
     let dev = device(settings.seed);
-    let mut adam = settings.optimizer.build(encoder);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(settings.seed ^ 0x7e47);
-    let batches = crate::train::Drawn::new(EPOCH, || {
+    let draw = |rng: &mut rand::rngs::StdRng, batch| {
         let (mut prompts, mut rows) = (Vec::new(), Vec::new());
-        for _ in 0..settings.batch {
+        for _ in 0..batch {
             let digit = rng.gen_range(0..digits);
             let (prompt, row) = if rng.gen_bool(dropout) {
                 (vec![NOTHING], digits)
             } else {
                 (
-                    phrasings[digit].choose(&mut rng).expect("checked").clone(),
+                    phrasings[digit].choose(rng).expect("checked").clone(),
                     digit,
                 )
             };
@@ -246,7 +241,7 @@ pub fn train_towards(
             prompts,
             targets: rows,
         }
-    });
+    };
     let objective = |m: &mut TextEncoder, b: Placed, grads| {
         use super::conditional::Encoder;
         m.check(&b.prompts)?;
@@ -257,9 +252,7 @@ pub fn train_towards(
         let loss = mse_loss(m.encode(&b.prompts, tape), target);
         Ok::<_, Error>(crate::train::Measured::loss(loss))
     };
-    let lr = settings.optimizer.lr;
-    let config = crate::train::TrainConfig::cosine(settings.steps, EPOCH, lr);
-    crate::train::fit(encoder, adam.as_mut(), batches, objective, &config)
+    crate::denoising::fit_drawn(encoder, settings, 0x7e47, draw, objective)
 }
 
 impl<E, D> TensorCollection<E, D> for TextEncoder<E, D>
