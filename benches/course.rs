@@ -689,10 +689,7 @@ fn time_ddpm_unet_step(batch: usize) -> f64 {
     let net = diffusion::unet::time_unet(0);
     let adam = adam_at(&net, 2e-3);
     let dim = net.dim();
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-    let x = diffusion::ddpm::normal(batch * dim, &mut rng);
-    let eps = dev.tensor_from_vec(diffusion::ddpm::normal(batch * dim, &mut rng), (batch, dim));
-    let t: Vec<f32> = (0..batch).map(|i| (1 + i * 997 % 1000) as f32).collect();
+    let (x, eps, t) = noised_batch(&dev, batch, dim);
     time_step(
         net,
         |m| m,
@@ -702,6 +699,20 @@ fn time_ddpm_unet_step(batch: usize) -> f64 {
             mse_loss(net.predict(noised, &t), eps.clone())
         },
     )
+}
+
+/// A fixed batch for a noise predictor: `batch` inputs of `dim` values, their noise, and
+/// times spread over the chain.
+fn noised_batch(
+    dev: &Cpu,
+    batch: usize,
+    dim: usize,
+) -> (Vec<f32>, diffusion::Rows<NoneTape>, Vec<f32>) {
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+    let x = diffusion::ddpm::normal(batch * dim, &mut rng);
+    let eps = dev.tensor_from_vec(diffusion::ddpm::normal(batch * dim, &mut rng), (batch, dim));
+    let t = (0..batch).map(|i| (1 + i * 997 % 1000) as f32).collect();
+    (x, eps, t)
 }
 
 /// One Adam step (learning rate 2e-3) of one of notebook 10's conditional latent U-Nets on
@@ -717,10 +728,7 @@ where
     let dev = mustknow::runtime::device(0);
     let adam = adam_at(&net, 2e-3);
     let dim = latent::LATENT;
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
-    let x = diffusion::ddpm::normal(batch * dim, &mut rng);
-    let eps = dev.tensor_from_vec(diffusion::ddpm::normal(batch * dim, &mut rng), (batch, dim));
-    let t: Vec<f32> = (0..batch).map(|i| (1 + i * 997 % 1000) as f32).collect();
+    let (x, eps, t) = noised_batch(&dev, batch, dim);
     time_step(
         net,
         |m| m,
