@@ -42,6 +42,7 @@ pub mod seed;
 pub mod self_supervised;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod theory;
 pub mod tour;
 pub mod train;
 pub mod transformer;
