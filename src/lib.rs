@@ -5,7 +5,7 @@
 //! `03_generalization`, `convnets` is `04_convnets`, `attention` is `05_attention`,
 //! `embeddings` is `06_embeddings`, `self_supervised` is `07_self_supervised`, `vae_gan`
 //! is `08_vae_gan`, `diffusion` is `09_diffusion`, `guided_latent_diffusion` is
-//! `10_guided_latent_diffusion`), plus small shared modules: [`data`] (datasets and mini-batches),
+//! `10_guided_latent_diffusion`, `theory` is `11_theory`), plus small shared modules: [`data`] (datasets and mini-batches),
 //! [`models`] (models more than one notebook trains), [`optim`] (optimizer settings and
 //! learning-rate schedules), [`train`] (the one training loop), [`transformer`] (attention
 //! and the transformer's blocks, taught in `05_attention` and reused in `06_embeddings` and
