@@ -24,6 +24,7 @@ use mustknow::guided_latent_diffusion::{conditional, latent, text, Prompt};
 use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
 use mustknow::self_supervised::{self as ssl, losses::nt_xent, simclr};
+use mustknow::theory::{bottleneck, expressivity, Activation};
 use mustknow::tour::DigitsMlp;
 use mustknow::train::{Classifier, Objective};
 use mustknow::transformer;
@@ -71,7 +72,7 @@ const fn training_step(
     }
 }
 
-const CASES: [Case; 27] = [
+const CASES: [Case; 29] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -255,6 +256,20 @@ const CASES: [Case; 27] = [
         latent::SIDE,
         text::LONGEST,
     ),
+    training_step(
+        "information-plane net 12-10-7-5-4-3-2 (tanh) training step (Adam)",
+        "information_net_step",
+        256,
+        bottleneck::BITS,
+        2,
+    ),
+    training_step(
+        "deep narrow ReLU net (6 layers of 6) on the sawtooth, training step (Adam)",
+        "sawtooth_deep_step",
+        256,
+        1,
+        1,
+    ),
     // Notebook 06 §4–5: `batch` pairs (or co-occurrences) over a vocabulary of `channels` words
     // with vectors of `size` components; skip-gram's `out` is 1 + its negatives.
     Case {
@@ -412,6 +427,8 @@ fn time_case(c: &Case) -> f64 {
             );
             time_conditional_step(net, phrased_prompts(c.batch))
         }
+        "information_net_step" => time_information_net_step(c.batch),
+        "sawtooth_deep_step" => time_sawtooth_step(c.batch),
         op => unreachable!("no such op {op}"),
     }
 }
@@ -441,6 +458,50 @@ where
             let logits = model.forward_mut(images.clone().traced(grads));
             cross_entropy_with_logits_loss(logits, targets.clone())
         },
+    )
+}
+
+/// One Adam step (learning rate 3e-3) of notebook 11 §3's information-plane network with
+/// tanh, on `batch` of the 12-bit task's patterns, as `information_plane` trains it.
+fn time_information_net_step(batch: usize) -> f64 {
+    let dev = Cpu::default();
+    let task = bottleneck::TwelveBits::new();
+    let net = bottleneck::information_net(0);
+    let adam = adam_at(&net, 3e-3);
+    let x = dev.tensor_from_vec(
+        task.inputs[..batch * bottleneck::BITS].to_vec(),
+        (batch, Const::<{ bottleneck::BITS }>),
+    );
+    let targets = mustknow::data::one_hot::<2>(&dev, &task.labels[..batch]).unwrap();
+    time_step(
+        net,
+        |n| n,
+        adam,
+        |net, grads| {
+            let logits = bottleneck::logits(net, x.clone().traced(grads), Activation::Tanh);
+            cross_entropy_with_logits_loss(logits, targets.clone())
+        },
+    )
+}
+
+/// One Adam step (learning rate 3e-2) of notebook 11 §4's deep narrow ReLU network on
+/// `batch` points of the sawtooth of 8 pieces, squared error, as `fit_sawtooth` trains it.
+fn time_sawtooth_step(batch: usize) -> f64 {
+    let dev = Cpu::default();
+    let net = expressivity::deep_net(0);
+    let adam = adam_at(&net, 3e-2);
+    let xs: Vec<f32> = (0..batch).map(|i| i as f32 / batch as f32).collect();
+    let ys: Vec<f32> = xs
+        .iter()
+        .map(|&x| expressivity::sawtooth(3, x as f64) as f32)
+        .collect();
+    let x = dev.tensor_from_vec(xs, (batch, Const::<1>));
+    let y = dev.tensor_from_vec(ys, (batch, Const::<1>));
+    time_step(
+        net,
+        |n| n,
+        adam,
+        |net, grads| mse_loss(net.forward(x.clone().traced(grads)), y.clone()),
     )
 }
 

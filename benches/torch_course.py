@@ -492,6 +492,33 @@ def text_diffusion_step(batch, side, longest, channels=4):
     return conditional_step(model, batch, side, channels, (ids, lengths))
 
 
+def information_net_step(batch):
+    """mustknow::theory::bottleneck::InformationNet with tanh (notebook 11 §3), Adam at 3e-3
+    on `batch` of the 12-bit patterns."""
+    widths = [12, 10, 7, 5, 4, 3, 2]
+    layers = []
+    for width_in, width_out in zip(widths, widths[1:]):
+        layers += [nn.Linear(width_in, width_out), nn.Tanh()]
+    model = nn.Sequential(*layers[:-1])
+    patterns = ((torch.arange(batch)[:, None] >> torch.arange(12)) & 1).float()
+    labels = torch.arange(batch) % 2
+    return time_step(adam(model, 3e-3), lambda: F.cross_entropy(model(patterns), labels))
+
+
+def sawtooth_deep_step(batch, width=6, depth=6):
+    """mustknow::theory::expressivity::DeepNet (notebook 11 §4): `depth` ReLU layers of
+    `width` units, Adam at 3e-2, squared error on `batch` points of the 8-piece sawtooth."""
+    layers = [nn.Linear(1, width), nn.ReLU()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Linear(width, 1))
+    x = torch.arange(batch).float()[:, None] / batch
+    y = x.clone()
+    for _ in range(3):
+        y = torch.where(y < 0.5, 2 * y, 2 - 2 * y)
+    return time_step(adam(model, 3e-2), lambda: F.mse_loss(model(x), y))
+
+
 def adam(model, lr=1e-3):
     """Adam at dfdx's default learning rate unless told."""
     return torch.optim.Adam(model.parameters(), lr=lr)
@@ -612,6 +639,10 @@ def time_case(c):
         return latent_diffusion_step(c["batch"], c["size"], c["out"])
     if op == "text_diffusion_step":
         return text_diffusion_step(c["batch"], c["size"], c["out"])
+    if op == "information_net_step":
+        return information_net_step(c["batch"])
+    if op == "sawtooth_deep_step":
+        return sawtooth_deep_step(c["batch"])
     raise ValueError(f"no such op {op}")
 
 
