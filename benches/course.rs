@@ -24,7 +24,7 @@ use mustknow::guided_latent_diffusion::{conditional, latent, text, Prompt};
 use mustknow::nn::{conv2d, conv_transpose2d, pool2d, ConvSpec, Pool};
 use mustknow::prelude::*;
 use mustknow::self_supervised::{self as ssl, losses::nt_xent, simclr};
-use mustknow::theory::{bottleneck, expressivity, Activation};
+use mustknow::theory::{bottleneck, expressivity, pca, Activation};
 use mustknow::tour::DigitsMlp;
 use mustknow::train::{Classifier, Objective};
 use mustknow::transformer;
@@ -72,7 +72,7 @@ const fn training_step(
     }
 }
 
-const CASES: [Case; 29] = [
+const CASES: [Case; 31] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -257,6 +257,13 @@ const CASES: [Case; 29] = [
         text::LONGEST,
     ),
     training_step(
+        "linear autoencoder 64-5-64 on the 8×8 digits, full batch, training step (Adam)",
+        "linear_autoencoder_step",
+        1797,
+        8,
+        pca::CODES,
+    ),
+    training_step(
         "information-plane net 12-10-7-5-4-3-2 (tanh) training step (Adam)",
         "information_net_step",
         256,
@@ -266,6 +273,13 @@ const CASES: [Case; 29] = [
     training_step(
         "deep narrow ReLU net (6 layers of 6) on the sawtooth, training step (Adam)",
         "sawtooth_deep_step",
+        256,
+        1,
+        1,
+    ),
+    training_step(
+        "shallow ReLU net (76 units) on the sawtooth, training step (Adam)",
+        "sawtooth_shallow_step",
         256,
         1,
         1,
@@ -428,7 +442,9 @@ fn time_case(c: &Case) -> f64 {
             time_conditional_step(net, phrased_prompts(c.batch))
         }
         "information_net_step" => time_information_net_step(c.batch),
-        "sawtooth_deep_step" => time_sawtooth_step(c.batch),
+        "sawtooth_deep_step" => time_sawtooth_step(expressivity::deep_net(0), c.batch),
+        "sawtooth_shallow_step" => time_sawtooth_step(expressivity::shallow_net(0), c.batch),
+        "linear_autoencoder_step" => time_linear_autoencoder_step(c.batch),
         op => unreachable!("no such op {op}"),
     }
 }
@@ -484,11 +500,17 @@ fn time_information_net_step(batch: usize) -> f64 {
     )
 }
 
-/// One Adam step (learning rate 3e-2) of notebook 11 §4's deep narrow ReLU network on
-/// `batch` points of the sawtooth of 8 pieces, squared error, as `fit_sawtooth` trains it.
-fn time_sawtooth_step(batch: usize) -> f64 {
+/// One Adam step (learning rate 3e-2) of one of notebook 11 §4's ReLU networks on `batch`
+/// points of the sawtooth of 8 pieces, squared error, as `fit_sawtooth` trains them.
+fn time_sawtooth_step<N>(net: N, batch: usize) -> f64
+where
+    N: TensorCollection<f32, Cpu>
+        + Module<
+            Tensor<(usize, Const<1>), f32, Cpu, OwnedTape<f32, Cpu>>,
+            Output = Tensor<(usize, Const<1>), f32, Cpu, OwnedTape<f32, Cpu>>,
+        >,
+{
     let dev = Cpu::default();
-    let net = expressivity::deep_net(0);
     let adam = adam_at(&net, 3e-2);
     let xs: Vec<f32> = (0..batch).map(|i| i as f32 / batch as f32).collect();
     let ys: Vec<f32> = xs
@@ -502,6 +524,21 @@ fn time_sawtooth_step(batch: usize) -> f64 {
         |n| n,
         adam,
         |net, grads| mse_loss(net.forward(x.clone().traced(grads)), y.clone()),
+    )
+}
+
+/// One full-batch Adam step (learning rate 1e-2) of notebook 11 §1's linear autoencoder on
+/// `batch` rows of 64 centred pixels, as `train_linear_autoencoder` trains it.
+fn time_linear_autoencoder_step(batch: usize) -> f64 {
+    let dev = Cpu::default();
+    let net = pca::linear_autoencoder(0);
+    let adam = adam_at(&net, 1e-2);
+    let x: Tensor<(usize, Const<64>), f32, Cpu> = dev.sample_normal_like(&(batch, Const));
+    time_step(
+        net,
+        |n| n,
+        adam,
+        |net, grads| pca::reconstruction_loss(net, x.clone().traced(grads)),
     )
 }
 

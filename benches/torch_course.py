@@ -505,9 +505,10 @@ def information_net_step(batch):
     return time_step(adam(model, 3e-3), lambda: F.cross_entropy(model(patterns), labels))
 
 
-def sawtooth_deep_step(batch, width=6, depth=6):
-    """mustknow::theory::expressivity::DeepNet (notebook 11 §4): `depth` ReLU layers of
-    `width` units, Adam at 3e-2, squared error on `batch` points of the 8-piece sawtooth."""
+def sawtooth_step(batch, width, depth):
+    """mustknow::theory::expressivity::DeepNet (6 layers of 6) or ShallowNet (1 layer of 76)
+    (notebook 11 §4): `depth` ReLU layers of `width` units, Adam at 3e-2, squared error on
+    `batch` points of the 8-piece sawtooth."""
     layers = [nn.Linear(1, width), nn.ReLU()]
     for _ in range(depth - 1):
         layers += [nn.Linear(width, width), nn.ReLU()]
@@ -517,6 +518,14 @@ def sawtooth_deep_step(batch, width=6, depth=6):
     for _ in range(3):
         y = torch.where(y < 0.5, 2 * y, 2 - 2 * y)
     return time_step(adam(model, 3e-2), lambda: F.mse_loss(model(x), y))
+
+
+def linear_autoencoder_step(batch, codes):
+    """mustknow::theory::pca::LinearAutoencoder (notebook 11 §1): 64 → `codes` → 64 without
+    biases, full-batch Adam at 1e-2 on `batch` rows, mean squared error."""
+    model = nn.Sequential(nn.Linear(64, codes, bias=False), nn.Linear(codes, 64, bias=False))
+    x = torch.randn(batch, 64)
+    return time_step(adam(model, 1e-2), lambda: F.mse_loss(model(x), x))
 
 
 def adam(model, lr=1e-3):
@@ -642,7 +651,11 @@ def time_case(c):
     if op == "information_net_step":
         return information_net_step(c["batch"])
     if op == "sawtooth_deep_step":
-        return sawtooth_deep_step(c["batch"])
+        return sawtooth_step(c["batch"], 6, 6)
+    if op == "sawtooth_shallow_step":
+        return sawtooth_step(c["batch"], 76, 1)
+    if op == "linear_autoencoder_step":
+        return linear_autoencoder_step(c["batch"], c["out"])
     raise ValueError(f"no such op {op}")
 
 
