@@ -42,18 +42,25 @@ pub fn spectrum(data: &Array2<f64>) -> Result<Spectrum, Error> {
             got: "none".into(),
         })?;
     let centred = data - &mean;
-    let (_, singular_values, vt) = centred
-        .clone()
-        .svd(false, true)
-        .map_err(|e| svd_failed(e.to_string()))?
-        .sort_svd(Order::Largest);
-    let vt = vt.ok_or_else(|| svd_failed("no right singular vectors".into()))?;
+    let (singular_values, vt) = right_singular(&centred)?;
     Ok(Spectrum {
         centred,
         mean,
         singular_values,
         vt,
     })
+}
+
+/// The singular values of `a`, largest first, and its right singular vectors as rows, in
+/// the same order (linfa-linalg's SVD).
+fn right_singular(a: &Array2<f64>) -> Result<(Array1<f64>, Array2<f64>), Error> {
+    let (_, singular_values, vt) = a
+        .clone()
+        .svd(false, true)
+        .map_err(|e| svd_failed(e.to_string()))?
+        .sort_svd(Order::Largest);
+    let vt = vt.ok_or_else(|| svd_failed("no right singular vectors".into()))?;
+    Ok((singular_values, vt))
 }
 
 fn svd_failed(got: String) -> Error {
@@ -142,12 +149,7 @@ pub fn principal_angles(a: &Array2<f64>, b: &Array2<f64>) -> Result<Vec<f64>, Er
 
 /// An orthonormal basis of the row space of `a` (its right singular vectors).
 fn orthonormal_rows(a: &Array2<f64>) -> Result<Array2<f64>, Error> {
-    let (_, _, vt) = a
-        .clone()
-        .svd(false, true)
-        .map_err(|e| svd_failed(e.to_string()))?
-        .sort_svd(Order::Largest);
-    let vt = vt.ok_or_else(|| svd_failed("no right singular vectors".into()))?;
+    let (_, vt) = right_singular(a)?;
     Ok(vt.slice(s![..a.nrows().min(a.ncols()), ..]).to_owned())
 }
 
