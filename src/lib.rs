@@ -12,7 +12,8 @@
 //! `10_guided_latent_diffusion`), [`denoising`] (noise schedules, DDPM's and DDIM's samplers
 //! and the time-aware U-Net, taught in `09_diffusion` and reused in
 //! `10_guided_latent_diffusion`),
-//! [`cache`] (trained weights kept between runs), [`yardstick`] (the measure of
+//! [`gaussian`] (the normal distribution and its KL divergence, taught in `08_vae_gan` and
+//! reused in `11_theory`), [`cache`] (trained weights kept between runs), [`yardstick`] (the measure of
 //! generated digits that notebooks `08_vae_gan`, `09_diffusion` and
 //! `10_guided_latent_diffusion` share), [`runtime`] (the device and
 //! thread pool training runs on), [`nn`] (layers and fused ops for dfdx on stable Rust),
@@ -30,6 +31,7 @@ pub mod diffusion;
 pub mod display;
 pub mod embeddings;
 mod error;
+pub mod gaussian;
 pub mod generalization;
 pub mod guided_latent_diffusion;
 pub mod models;

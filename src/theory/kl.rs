@@ -3,35 +3,13 @@
 //! the fits are deterministic and their end points can be checked against the theory:
 //! the forward direction matches moments, the reverse one sits on a mode.
 
-use std::f64::consts::PI;
-
-/// A normal distribution `N(mean, std²)` (notebook `11_theory`, §2).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Gaussian {
-    pub mean: f64,
-    pub std: f64,
-}
-
-impl Gaussian {
-    pub fn new(mean: f64, std: f64) -> Gaussian {
-        Gaussian { mean, std }
-    }
-
-    pub fn log_density(&self, x: f64) -> f64 {
-        let z = (x - self.mean) / self.std;
-        -0.5 * z * z - self.std.ln() - 0.5 * (2.0 * PI).ln()
-    }
-
-    pub fn density(&self, x: f64) -> f64 {
-        self.log_density(x).exp()
-    }
-}
+pub use crate::gaussian::Normal;
 
 /// A mixture of Gaussians, `Σ wᵢ N(μᵢ, σᵢ²)` (notebook `11_theory`, §2).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mixture {
     /// `(weight, component)`; the weights sum to 1.
-    pub components: Vec<(f64, Gaussian)>,
+    pub components: Vec<(f64, Normal)>,
 }
 
 impl Mixture {
@@ -39,7 +17,7 @@ impl Mixture {
     /// The notebook's target is `a = 2` (variance 5), then `a = 3`.
     pub fn two_modes(a: f64) -> Mixture {
         Mixture {
-            components: vec![(0.5, Gaussian::new(-a, 1.0)), (0.5, Gaussian::new(a, 1.0))],
+            components: vec![(0.5, Normal::new(-a, 1.0)), (0.5, Normal::new(a, 1.0))],
         }
     }
 
@@ -103,12 +81,12 @@ pub fn entropy(p: &Mixture) -> f64 {
 
 /// The cross-entropy `H(p, q) = −∫ p log q`, in nats: the expected negative
 /// log-likelihood of `q` on data from `p`, what maximum likelihood minimises.
-pub fn cross_entropy(p: &Mixture, q: Gaussian) -> f64 {
+pub fn cross_entropy(p: &Mixture, q: Normal) -> f64 {
     integral(|x| -p.density(x) * q.log_density(x))
 }
 
 /// The forward divergence `KL(p‖q) = ∫ p log(p/q)`, in nats.
-pub fn kl_forward(p: &Mixture, q: Gaussian) -> f64 {
+pub fn kl_forward(p: &Mixture, q: Normal) -> f64 {
     integral(|x| {
         let px = p.density(x);
         px * (p.log_density(x) - q.log_density(x))
@@ -116,7 +94,7 @@ pub fn kl_forward(p: &Mixture, q: Gaussian) -> f64 {
 }
 
 /// The reverse divergence `KL(q‖p) = ∫ q log(q/p)`, in nats.
-pub fn kl_reverse(p: &Mixture, q: Gaussian) -> f64 {
+pub fn kl_reverse(p: &Mixture, q: Normal) -> f64 {
     integral(|x| {
         let qx = q.density(x);
         qx * (q.log_density(x) - p.log_density(x))
@@ -133,7 +111,7 @@ pub enum Direction {
 }
 
 impl Direction {
-    pub fn divergence(self, p: &Mixture, q: Gaussian) -> f64 {
+    pub fn divergence(self, p: &Mixture, q: Normal) -> f64 {
         match self {
             Direction::Forward => kl_forward(p, q),
             Direction::Reverse => kl_reverse(p, q),
@@ -146,7 +124,7 @@ impl Direction {
     /// `∂/∂log σ = ∫ p (1 − (x − μ)²/σ²)`. Reverse, written with `x = μ + σz`, `z ~ N(0, 1)`
     /// (the reparameterization): `KL = −log σ + const − E_z[log p(μ + σz)]`, so
     /// `∂/∂μ = −E_z[s(x)]` and `∂/∂log σ = −1 − E_z[s(x) σ z]`, with `s` the score of `p`.
-    pub fn gradient(self, p: &Mixture, q: Gaussian) -> [f64; 2] {
+    pub fn gradient(self, p: &Mixture, q: Normal) -> [f64; 2] {
         let (mu, sigma) = (q.mean, q.std);
         match self {
             Direction::Forward => [
@@ -154,7 +132,7 @@ impl Direction {
                 integral(|x| p.density(x) * (1.0 - (x - mu) * (x - mu) / (sigma * sigma))),
             ],
             Direction::Reverse => {
-                let standard = Gaussian::new(0.0, 1.0);
+                let standard = Normal::new(0.0, 1.0);
                 [
                     integral(|z| -standard.density(z) * p.score(mu + sigma * z)),
                     -1.0 - integral(|z| standard.density(z) * p.score(mu + sigma * z) * sigma * z),
@@ -168,7 +146,7 @@ impl Direction {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FitStep {
     pub step: usize,
-    pub q: Gaussian,
+    pub q: Normal,
     pub divergence: f64,
 }
 
@@ -179,7 +157,7 @@ pub struct FitStep {
 pub fn fit_gaussian(
     p: &Mixture,
     direction: Direction,
-    start: Gaussian,
+    start: Normal,
     lr: f64,
     steps: usize,
 ) -> Vec<FitStep> {
@@ -192,7 +170,7 @@ pub fn fit_gaussian(
             divergence: direction.divergence(p, q),
         });
         let [d_mean, d_log_std] = direction.gradient(p, q);
-        q = Gaussian::new(q.mean - lr * d_mean, (q.std.ln() - lr * d_log_std).exp());
+        q = Normal::new(q.mean - lr * d_mean, (q.std.ln() - lr * d_log_std).exp());
     }
     path
 }
@@ -200,35 +178,33 @@ pub fn fit_gaussian(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gaussian::kl_normal;
 
     fn single(mean: f64, std: f64) -> Mixture {
         Mixture {
-            components: vec![(1.0, Gaussian::new(mean, std))],
+            components: vec![(1.0, Normal::new(mean, std))],
         }
-    }
-
-    /// The closed form for two Gaussians: log(σq/σp) + (σp² + (μp − μq)²)/(2σq²) − ½.
-    fn closed_form(p: Gaussian, q: Gaussian) -> f64 {
-        (q.std / p.std).ln() + (p.std.powi(2) + (p.mean - q.mean).powi(2)) / (2.0 * q.std.powi(2))
-            - 0.5
     }
 
     #[test]
     fn the_grid_integrals_match_closed_forms() {
-        let (p, q) = (Gaussian::new(0.3, 0.8), Gaussian::new(-1.0, 1.7));
+        let (p, q) = (Normal::new(0.3, 0.8), Normal::new(-1.0, 1.7));
         let forward = kl_forward(&single(0.3, 0.8), q);
-        assert!((forward - closed_form(p, q)).abs() < 1e-9, "{forward}");
+        assert!((forward - kl_normal(p, q)).abs() < 1e-9, "{forward}");
         let reverse = kl_reverse(&single(0.3, 0.8), q);
-        assert!((reverse - closed_form(q, p)).abs() < 1e-9, "{reverse}");
+        assert!((reverse - kl_normal(q, p)).abs() < 1e-9, "{reverse}");
         let h = entropy(&single(0.0, 2.0));
-        assert!((h - (0.5 * (2.0 * PI * std::f64::consts::E * 4.0).ln())).abs() < 1e-9);
+        assert!(
+            (h - (0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E * 4.0).ln())).abs()
+                < 1e-9
+        );
         let mixture = Mixture::two_modes(2.0);
         assert!(mixture.mean().abs() < 1e-12 && (mixture.variance() - 5.0).abs() < 1e-12);
     }
 
     #[test]
     fn cross_entropy_is_entropy_plus_kl() {
-        let (p, q) = (Mixture::two_modes(2.0), Gaussian::new(0.5, 1.3));
+        let (p, q) = (Mixture::two_modes(2.0), Normal::new(0.5, 1.3));
         let gap = cross_entropy(&p, q) - entropy(&p) - kl_forward(&p, q);
         assert!(gap.abs() < 1e-10, "{gap}");
     }
@@ -236,12 +212,12 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let p = Mixture::two_modes(2.0);
-        let q = Gaussian::new(0.7, 1.4);
+        let q = Normal::new(0.7, 1.4);
         let h = 1e-5;
         for direction in [Direction::Forward, Direction::Reverse] {
             let [d_mean, d_log_std] = direction.gradient(&p, q);
             let at = |mean: f64, log_std: f64| {
-                direction.divergence(&p, Gaussian::new(mean, log_std.exp()))
+                direction.divergence(&p, Normal::new(mean, log_std.exp()))
             };
             let (m, l) = (q.mean, q.std.ln());
             let numeric_mean = (at(m + h, l) - at(m - h, l)) / (2.0 * h);
@@ -261,7 +237,7 @@ mod tests {
     fn both_fits_recover_a_single_gaussian_and_differ_on_two_modes() {
         let target = single(1.0, 0.5);
         for direction in [Direction::Forward, Direction::Reverse] {
-            let end = fit_gaussian(&target, direction, Gaussian::new(-1.0, 2.0), 0.1, 600);
+            let end = fit_gaussian(&target, direction, Normal::new(-1.0, 2.0), 0.1, 600);
             let q = end.last().unwrap().q;
             assert!(
                 (q.mean - 1.0).abs() < 1e-3 && (q.std - 0.5).abs() < 1e-3,
@@ -269,7 +245,7 @@ mod tests {
             );
         }
         let p = Mixture::two_modes(2.0);
-        let forward = fit_gaussian(&p, Direction::Forward, Gaussian::new(1.0, 0.5), 0.2, 400);
+        let forward = fit_gaussian(&p, Direction::Forward, Normal::new(1.0, 0.5), 0.2, 400);
         let q = forward.last().unwrap().q;
         assert!(
             q.mean.abs() < 1e-3 && (q.std - 5f64.sqrt()).abs() < 1e-3,
@@ -277,7 +253,7 @@ mod tests {
         );
         // Modes 4 apart: the reverse fit is narrower than the forward one but still spans
         // both, from any start; 6 apart, it settles on one mode.
-        for start in [Gaussian::new(2.0, 1.0), Gaussian::new(1.0, 3.0)] {
+        for start in [Normal::new(2.0, 1.0), Normal::new(1.0, 3.0)] {
             let q = fit_gaussian(&p, Direction::Reverse, start, 0.2, 400)
                 .last()
                 .unwrap()
@@ -285,16 +261,10 @@ mod tests {
             assert!(q.mean.abs() < 1e-3 && (1.5..2.2).contains(&q.std), "{q:?}");
         }
         let apart = Mixture::two_modes(3.0);
-        let q = fit_gaussian(
-            &apart,
-            Direction::Reverse,
-            Gaussian::new(2.0, 1.0),
-            0.2,
-            400,
-        )
-        .last()
-        .unwrap()
-        .q;
+        let q = fit_gaussian(&apart, Direction::Reverse, Normal::new(2.0, 1.0), 0.2, 400)
+            .last()
+            .unwrap()
+            .q;
         assert!(
             (q.mean - 3.0).abs() < 0.05 && (q.std - 1.0).abs() < 0.05,
             "{q:?}"
