@@ -158,6 +158,9 @@ def main():
     ok, reason, timings = execute(notebook, folder, cell_timeout_s, args.dep_timeout)
     seconds = round(time.monotonic() - start, 1)
     stem = args.notebook.stem
+    # How this copy was made, for the book (`make book` takes only copies that passed).
+    notebook.metadata.setdefault("mustknow", {})["run"] = {
+        "ok": ok, "reason": reason, "seconds": seconds, "seed": os.environ.get("MUSTKNOW_SEED")}
     save(notebook, args.out / f"{stem}.ipynb", args.out / f"{stem}.html")
     print(json.dumps({"ok": ok, "reason": reason, "seconds": seconds, "cells": timings}))
 

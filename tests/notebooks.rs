@@ -6,8 +6,9 @@
 //! for the reason its metadata names (`mustknow.expect_failure`), which proves the runner
 //! catches every kind of failure. A FILTER keeps the notebooks whose file name contains it.
 //!
-//! Writes executed copies and HTML pages to `target/notebooks/` (a rendered book with an
-//! `index.html`), prints one line per notebook and ends with `N passed, N failed`.
+//! Writes executed copies and HTML pages to `target/notebooks/` (a test report with an
+//! `index.html`; `make book` builds the readers' book from the copies), prints one line per
+//! notebook and ends with `N passed, N failed`.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -74,7 +75,7 @@ fn main() -> ExitCode {
     write_times(&out, &verdicts);
     let passed = verdicts.iter().filter(|v| v.passed).count();
     println!(
-        "executed copies and the rendered book: {}",
+        "executed copies and the test report: {}",
         out.join("index.html").display()
     );
     println!("{passed} passed, {} failed", verdicts.len() - passed);
@@ -299,7 +300,7 @@ fn judge(job: &Job, report: Report) -> Verdict {
     }
 }
 
-/// `index.html`: the rendered book, one link per executed notebook with its verdict.
+/// `index.html`: the test report, one link per executed notebook with its verdict.
 fn write_index(out: &Path, verdicts: &[Verdict]) {
     let items: String = verdicts
         .iter()
