@@ -11,7 +11,7 @@ KERNEL_DIR := $(VENV)/share/jupyter
 # Jupyter refuses to run as root unless told; containers often run as root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: lab test setup evcxr kernel clear-outputs bench bench-torch
+.PHONY: lab test book setup evcxr kernel chromium clear-outputs bench bench-torch
 
 lab: setup
 	@echo "Opening JupyterLab on notebooks/ (the URL follows). The first notebook's first cell"
@@ -22,6 +22,13 @@ test: setup
 	MUSTKNOW_PYTHON=$(PYTHON) cargo test --release
 
 setup: kernel $(VENV)/.requirements-installed
+
+# The course as a static site in target/book/ from the runner's executed notebooks (it runs
+# the runner first for any notebook whose executed copy is missing or out of date), then
+# checked in headless Chromium (tools/book/check.py). Open target/book/index.html.
+book: setup chromium
+	MUSTKNOW_PYTHON=$(PYTHON) $(PYTHON) tools/book/build.py
+	$(PYTHON) tools/book/check.py
 
 # Notebooks are stored without outputs: run this after saving a notebook you ran in the lab.
 clear-outputs: $(VENV)/.requirements-installed
@@ -39,6 +46,20 @@ evcxr:
 kernel: evcxr $(VENV)/.requirements-installed
 	@JUPYTER_PATH=$(KERNEL_DIR) $(EVCXR) --install > /dev/null
 	@$(PYTHON) tools/kernel.py --install $(KERNEL_DIR)/kernels/rust/kernel.json
+
+# The book's check drives the system's Chromium (Playwright cannot download its own here).
+# As root on Debian or Ubuntu it is installed when missing; otherwise the message says how.
+CHROMIUM_FOUND = command -v chromium || command -v chromium-browser || command -v google-chrome || [ -n "$$MUSTKNOW_CHROMIUM" ]
+
+chromium:
+	@{ $(CHROMIUM_FOUND); } > /dev/null || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+		echo "Installing Chromium (Debian's package) for the book's check"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; \
+	else \
+		echo "make book checks the site in Chromium: install it (Debian/Ubuntu: sudo apt install chromium), or set MUSTKNOW_CHROMIUM to a Chrome or Chromium binary"; \
+		exit 1; \
+	fi
 
 # A failed venv (Debian without python3-venv) would leave a python without pip: remove it.
 $(PYTHON):
