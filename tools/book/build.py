@@ -252,11 +252,12 @@ def course_map(readme):
     that shows its headline effect, as its notebook's summary words it ('05 §7 ...')."""
     tables = []
     for block in re.findall(r"(?:^\|.*\|\n)+", readme_part(readme, "Course map"), re.M):
-        rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+        rows = [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
                 for line in block.strip().split("\n")]
         tables.append((rows[0], rows[2:]))
-    if len(tables) != 2:
-        raise BookError("the README's course map should be two tables (papers, concepts)")
+    if len(tables) != 2 or any(len(row) != 3 for _, rows in tables for row in rows):
+        raise BookError("the README's course map should be two tables (papers, concepts) of "
+                        "three columns: the must-know, its notebook sections, its headline check")
     return tables
 
 
