@@ -5,6 +5,7 @@
 //! Manning, 2014).
 
 use crate::data::Embeddings;
+use crate::nn::embedding_dots;
 use crate::optim::{Method, OptimizerConfig};
 use crate::runtime::device;
 use crate::train::{fit, Batches, History, Measured, TrainConfig};
@@ -127,7 +128,8 @@ impl<const W: usize, const D: usize> Glove<W, D, f32, Cpu> {
         }
     }
 
-    /// The mean of `f(x) (w_i·w̃_j + b_i + b̃_j − log x)²` over a batch.
+    /// The mean of `f(x) (w_i·w̃_j + b_i + b̃_j − log x)²` over a batch, the dot products
+    /// by [`embedding_dots`](crate::nn::embedding_dots).
     pub fn loss<T: Tape<f32, Cpu> + Merge<T>>(
         &self,
         rows: Tensor<(usize,), usize, Cpu, T>,
@@ -136,18 +138,19 @@ impl<const W: usize, const D: usize> Glove<W, D, f32, Cpu> {
     ) -> Result<Tensor<Rank0, f32, Cpu, T>, Error> {
         let dev = rows.device().clone();
         let n = counts.len();
-        let columns = dev.tensor_from_vec(columns.to_vec(), (n,));
         let (rows, tape) = rows.split_tape();
-        let w = self.word.clone().put_tape(tape).try_gather(rows.clone())?;
-        let c = self.context.retaped::<T>().try_gather(columns.clone())?;
+        let word = self.word.clone().put_tape(tape);
+        let dots = embedding_dots(word, &self.context, &rows.as_vec(), columns)?
+            .try_reshape_like(&(n,))?;
         let b = self.word_bias.retaped::<T>().try_gather(rows)?;
+        let columns = dev.tensor_from_vec(columns.to_vec(), (n,));
         let bc = self.context_bias.retaped::<T>().try_gather(columns)?;
         let log_x = dev.tensor_from_vec(counts.iter().map(|x| x.ln()).collect(), (n,));
         let weight = dev.tensor_from_vec(
             counts.iter().map(|&x| glove_weight(x, x_max)).collect(),
             (n,),
         );
-        let error = (w * c).try_sum::<_, Axis<1>>()? + b + bc - log_x;
+        let error = dots + b + bc - log_x;
         Ok((error.square() * weight).mean())
     }
 

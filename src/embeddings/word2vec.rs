@@ -6,6 +6,7 @@
 use super::corpus::{keep_probabilities, skipgram_pairs, Chapters, Noise};
 use super::{DIM, VOCAB};
 use crate::data::Embeddings;
+use crate::nn::embedding_dots;
 use crate::optim::{Method, OptimizerConfig};
 use crate::runtime::device;
 use crate::train::{fit, Batches, History, Measured, TrainConfig};
@@ -53,7 +54,9 @@ impl<const W: usize, const D: usize> SkipGram<W, D, f32, Cpu> {
     /// the true context first and the negatives after it. Each example's loss is the sum
     /// of 1 + k binary cross-entropies, with label 1 for the true context and 0 for the
     /// negatives; dfdx's `binary_cross_entropy_with_logits_loss` averages them, so the
-    /// mean is scaled back by 1 + k.
+    /// mean is scaled back by 1 + k. The scores `u·v` come from
+    /// [`embedding_dots`](crate::nn::embedding_dots), one op in place of dfdx's gathers,
+    /// broadcast, product and sum (`embedding_dots_reference`).
     pub fn loss<T: Tape<f32, Cpu> + Merge<T>>(
         &self,
         centres: Tensor<(usize,), usize, Cpu, T>,
@@ -63,14 +66,12 @@ impl<const W: usize, const D: usize> SkipGram<W, D, f32, Cpu> {
         let b = centres.shape().0;
         let k1 = contexts.len() / b.max(1);
         let (centres, tape) = centres.split_tape();
-        let v = self.centre.clone().put_tape(tape).try_gather(centres)?;
-        let u = self
-            .context
-            .retaped::<T>()
-            .try_gather(dev.tensor_from_vec(contexts.to_vec(), (b * k1,)))?
-            .try_reshape_like(&(b, k1, Const::<D>))?;
-        let scores = (v.try_broadcast_like::<_, Axis<1>>(&(b, k1, Const::<D>))? * u)
-            .try_sum::<_, Axis<2>>()?;
+        let scores = embedding_dots(
+            self.centre.clone().put_tape(tape),
+            &self.context,
+            &centres.as_vec(),
+            contexts,
+        )?;
         let labels = (0..b * k1)
             .map(|i| if i % k1 == 0 { 1.0 } else { 0.0 })
             .collect();
