@@ -88,7 +88,7 @@ pub use layer_norm1d::{layer_norm1d_reference, LayerNorm1D};
 pub use layer_norm2d::{layer_norm2d_reference, LayerNorm2D};
 pub use linear::{linear, linear_reference, Features};
 pub use pool2d::{pool2d, pool2d_reference, AvgPool2D, MaxPool2D, Pool};
-pub use relu::{relu, relu_reference, ReLU};
+pub use relu::{leaky_relu, relu, relu_reference, ReLU};
 pub use reshape::{concat_channels, Flatten2D, Unflatten2D};
 pub use residual::{add, add_reference, Residual};
 pub use swap_axes::{swap_middle_axes, swap_middle_axes_reference};

@@ -1,8 +1,9 @@
-//! The rectified linear unit, `max(0, x)`, as one recorded op. dfdx's ReLU computes the
-//! same values, but its backward pass reads each value through a bounds-checked index, one
-//! scalar at a time, on one thread. Here both passes are
-//! vectorised loops shared among rayon's threads, the backward one over a byte mask kept
-//! from the forward pass.
+//! The rectified linear unit, `max(0, x)`, and its leaky variant, each as one recorded op.
+//! dfdx's ReLU computes the same values, but its backward pass reads each value through a
+//! bounds-checked index, one scalar at a time, on one thread; its leaky ReLU (`prelu`) is
+//! five ops (a comparison, a broadcast product, a choice, and their backward passes), each
+//! a pass over memory. Here both passes are vectorised loops shared among rayon's threads,
+//! the backward one over a byte mask kept from the forward pass.
 
 use super::op::{output_buffer, record, GRAIN};
 use dfdx::prelude::*;
@@ -26,7 +27,7 @@ impl<S: Shape, T: Tape<f32, Cpu>> Module<Tensor<S, f32, Cpu, T>> for ReLU {
     }
 }
 
-/// The leaky ReLU, `x` for `x > 0` and `x · PERCENT / 100` otherwise (dfdx's `prelu`), its
+/// The leaky ReLU, `x` for `x > 0` and `x · PERCENT / 100` otherwise ([`leaky_relu`]), its
 /// slope fixed in the type: dfdx's `LeakyReLU` keeps the slope in a field, which
 /// `build_module` and `to_device` reset to 0.05, so a copy of a network (the GAN's frozen
 /// discriminator, notebook `08_vae_gan` §5) would compute another function.
@@ -43,7 +44,7 @@ impl<S: Shape, T: Tape<f32, Cpu>, const PERCENT: usize> Module<Tensor<S, f32, Cp
     type Error = CpuError;
 
     fn try_forward(&self, x: Tensor<S, f32, Cpu, T>) -> Result<Self::Output, CpuError> {
-        x.try_prelu(PERCENT as f32 / 100.0)
+        leaky_relu(x, PERCENT as f32 / 100.0)
     }
 }
 
@@ -51,6 +52,17 @@ impl<S: Shape, T: Tape<f32, Cpu>, const PERCENT: usize> Module<Tensor<S, f32, Cp
 /// and is 0 elsewhere (at 0 too, as in dfdx and PyTorch).
 pub fn relu<S: Shape, T: Tape<f32, Cpu>>(
     x: Tensor<S, f32, Cpu, T>,
+) -> Result<Tensor<S, f32, Cpu, T>, CpuError> {
+    leaky_relu(x, 0.0)
+}
+
+/// `max(0, x) + slope · min(0, x)` elementwise (dfdx's formula for `prelu`, its readable
+/// reference), recorded on `x`'s tape; its gradient is 1 where `x > 0` and `slope`
+/// elsewhere (at 0 too, as PyTorch's `leaky_relu`; dfdx's `prelu` passes the whole
+/// gradient there). [`relu`] is the case `slope = 0`. Notebook `08_vae_gan` §5.
+pub fn leaky_relu<S: Shape, T: Tape<f32, Cpu>>(
+    x: Tensor<S, f32, Cpu, T>,
+    slope: f32,
 ) -> Result<Tensor<S, f32, Cpu, T>, CpuError> {
     let (x, tape) = x.try_contiguous()?.split_tape();
     // Copied into a buffer from dfdx's cache: a fresh one of a big layer's size would be
@@ -63,7 +75,7 @@ pub fn relu<S: Shape, T: Tape<f32, Cpu>>(
         .for_each(|(out, positive)| {
             for (v, p) in out.iter_mut().zip(positive) {
                 *p = u8::from(*v > 0.0);
-                *v = v.max(0.0);
+                *v = v.max(0.0) + slope * v.min(0.0);
             }
         });
     let shape = *x.shape();
@@ -71,10 +83,11 @@ pub fn relu<S: Shape, T: Tape<f32, Cpu>>(
         gx.par_chunks_mut(GRAIN)
             .zip(g.par_chunks(GRAIN).zip(positive.par_chunks(GRAIN)))
             .for_each(|(gx, (g, positive))| {
-                // dfdx's own rule, `gx += df · g` with df = 1 or 0: the same rounding, −0
-                // included.
+                // dfdx's own rule, `gx += df · g`: the same rounding, −0 included. `df` is
+                // exactly 1 or `slope`, written as arithmetic so that the loop vectorises.
                 for ((gx, &g), &p) in gx.iter_mut().zip(g).zip(positive) {
-                    *gx += f32::from(p) * g;
+                    let (p, n) = (f32::from(p), f32::from(1 - p));
+                    *gx += (p + slope * n) * g;
                 }
             });
     })
@@ -108,5 +121,19 @@ mod tests {
         let theirs = (theirs * r).sum().backward();
         let bits = |g: Vec<f32>| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(ours.get(&x).as_vec()), bits(theirs.get(&x).as_vec()));
+    }
+
+    #[test]
+    fn the_leaky_relu_is_dfdxs_prelu_in_values_and_gradients() {
+        let dev = Cpu::seed_from_u64(1);
+        let x: Tensor<Rank2<7, 9>, f32, Cpu> = dev.sample_normal();
+        let r: Tensor<Rank2<7, 9>, f32, Cpu> = dev.sample_normal();
+        let ours = LeakyReLU::<20>.forward(x.leaky_trace());
+        let theirs = x.leaky_trace().prelu(0.2);
+        assert_eq!(ours.as_vec(), theirs.as_vec());
+        assert!(x.as_vec().iter().all(|&v| v != 0.0), "no input at the kink");
+        let ours = (ours * r.clone()).sum().backward();
+        let theirs = (theirs * r).sum().backward();
+        assert_eq!(ours.get(&x).as_vec(), theirs.get(&x).as_vec());
     }
 }
