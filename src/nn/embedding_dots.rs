@@ -81,7 +81,7 @@ pub fn embedding_dots_reference<const W: usize, const D: usize, T: Tape<f32, Cpu
 /// How many rows of the second table each row of the first is scored against; an error
 /// for an index outside the tables or a count of columns that is not a multiple.
 fn check_indices<const W: usize>(rows: &[usize], columns: &[usize]) -> Result<usize, Error> {
-    if rows.is_empty() || columns.len() % rows.len() != 0 {
+    if rows.is_empty() || !columns.len().is_multiple_of(rows.len()) {
         return Err(shape_error(
             "embedding_dots: columns",
             format!("a multiple of the {} rows, at least one", rows.len()),
