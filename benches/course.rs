@@ -1,6 +1,6 @@
 //! The course's speed: forward + backward of its convolution layers at the shapes its
-//! notebooks train, and one training step of each model a notebook trains; the median
-//! time over repeated runs.
+//! notebooks train, one training step of each model a notebook trains, and a large f32
+//! matrix product, the ceiling for the convolutions; the median time over repeated runs.
 //!
 //! `cargo bench --bench course` prints a table; `-- --json` prints the results as JSON and
 //! `-- --cases` the cases alone, which `benches/torch_course.py` runs in PyTorch so that
@@ -39,6 +39,7 @@ use std::time::Instant;
 /// One timed computation. For a layer: images `batch × channels × size × size`, and the
 /// layer's `out` channels, `kernel`, `stride`, `padding`. For a training step: `batch`
 /// images of `channels × size × size` pixels and `out` classes (the model fixes the rest).
+/// For the matrix product's ceiling: two `size × size` matrices.
 struct Case {
     name: &'static str,
     op: &'static str,
@@ -72,7 +73,7 @@ const fn training_step(
     }
 }
 
-const CASES: [Case; 31] = [
+const CASES: [Case; 32] = [
     Case {
         name: "MNIST conv 1→32, 3×3",
         op: "conv",
@@ -116,6 +117,20 @@ const CASES: [Case; 31] = [
         kernel: 4,
         stride: 2,
         padding: 1,
+    },
+    // Not a layer of the course: the speed the convolutions above are measured against
+    // (`make bench`'s table of the convolutions gives each as a share of it). 1024 reaches
+    // the GFLOP/s of 2048 on this machine, in an eighth of the time: more runs per median.
+    Case {
+        name: "ceiling: f32 matrix product 1024 × 1024",
+        op: "gemm_ceiling",
+        batch: 1,
+        channels: 1,
+        size: 1024,
+        out: 1024,
+        kernel: 0,
+        stride: 0,
+        padding: 0,
     },
     Case {
         name: "max pool 2×2 over 32×26×26",
@@ -368,6 +383,7 @@ fn time_case(c: &Case) -> f64 {
     match c.op {
         "sgns_step" => return time_sgns_step(c.batch, c.out),
         "glove_step" => return time_glove_step(c.batch),
+        "gemm_ceiling" => return time_matmul(c.size),
         _ => {}
     }
     let dev = Cpu::seed_from_u64(0);
@@ -447,6 +463,21 @@ fn time_case(c: &Case) -> f64 {
         "linear_autoencoder_step" => time_linear_autoencoder_step(c.batch),
         op => unreachable!("no such op {op}"),
     }
+}
+
+/// The product of two square `n × n` matrices: the f32 matrix product's speed on this
+/// machine, which the convolutions (im2col and products, or the direct kernel) can at best
+/// reach. dfdx's `matmul` on the CPU runs the same gemm as the crate's convolutions
+/// (`shims/gemm`: gemm 0.19, AVX-512) split across all of rayon's threads; the crate's own
+/// entry point, `nn::matmul`, is private to it.
+fn time_matmul(n: usize) -> f64 {
+    let dev = Cpu::seed_from_u64(0);
+    dev.enable_cache();
+    let a: Tensor<(usize, usize), f32, Cpu> = dev.sample_normal_like(&(n, n));
+    let b: Tensor<(usize, usize), f32, Cpu> = dev.sample_normal_like(&(n, n));
+    median_ms(|| {
+        let _ = a.clone().matmul(b.clone());
+    })
 }
 
 /// One step of `optimizer` on a freshly built `M`: cross-entropy of its logits on a fixed

@@ -600,6 +600,11 @@ def time_case(c):
         return sgns_step(c["batch"], c["channels"], c["size"], c["out"])
     if op == "glove_step":
         return glove_step(c["batch"], c["channels"], c["size"])
+    if op == "gemm_ceiling":
+        # The f32 matrix product's speed, the ceiling for the convolutions: torch.mm, PyTorch's
+        # own CPU matrix product (MKL in its pip wheels) on all its threads.
+        a, b = torch.randn(c["size"], c["size"]), torch.randn(c["size"], c["size"])
+        return median_ms(lambda: torch.mm(a, b))
     x = torch.randn(c["batch"], c["channels"], c["size"], c["size"], requires_grad=True)
     if op in ("conv", "conv_transpose"):
         shape = (c["out"], c["channels"]) if op == "conv" else (c["channels"], c["out"])
