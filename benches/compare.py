@@ -1,12 +1,15 @@
-"""`make bench`: the course's speed, in three tables.
+"""`make bench`: the course's speed, in four tables.
 
 1. Training steps and layers: the crate's benchmarks (benches/course.rs) and, when PyTorch
    is installed, the same cases in PyTorch on the same machine and thread count, with the
    ratio ours / PyTorch (below 1: we are faster): medians of `--rounds` rounds (3) in which
    the two sides take turns. PyTorch is opt-in and large (about 5 GB with its CUDA
    libraries): `make bench-torch` installs it into target/torch-venv.
-2. What a learner waits for in the Rust kernel (benches/kernel.py).
-3. Each notebook's run time in the headless runner, which runs them all (about 10 minutes;
+2. The convolution layers of table 1 in GFLOP/s (`flops`), beside each side's own large f32
+   matrix product timed in the same rounds: the ceiling the layers' products run into, and
+   ours as a share of it.
+3. What a learner waits for in the Rust kernel (benches/kernel.py).
+4. Each notebook's run time in the headless runner, which runs them all (about 10 minutes;
    `--no-notebooks` skips it).
 
 Standard library only, so it runs with any python3; the kernel and the notebooks need the
@@ -19,6 +22,7 @@ import platform
 import statistics
 import subprocess
 import sys
+from dataclasses import dataclass
 
 TORCH_PYTHON = os.path.join("target", "torch-venv", "bin", "python")
 JUPYTER_PYTHON = os.environ.get("MUSTKNOW_PYTHON", os.path.join(".venv", "bin", "python"))
@@ -47,19 +51,31 @@ def cpu_name():
     return platform.processor() or "unknown CPU"
 
 
-def steps_table(rounds):
+# The case benches/course.rs times as the convolutions' ceiling, and the ops it compares with it.
+CEILING_OP = "gemm_ceiling"
+CONV_OPS = ("conv", "conv_transpose")
+
+
+@dataclass
+class Timings:
+    """Each case's times in ms, one per round: ours, and PyTorch's (None when PyTorch is not
+    installed), with the thread count both sides ran on and PyTorch's version."""
+    cases: list
+    ours: dict
+    theirs: dict
+    threads: int
+    version: str
+
+
+def measure(rounds):
+    """Times every case of benches/course.rs, and PyTorch's when it is installed."""
     run(["cargo", "bench", "--bench", "course", "--no-run"])
     bench = ["cargo", "bench", "--quiet", "--bench", "course", "--"]
     cases = json.loads(run(bench + ["--cases"]))
     if not os.path.exists(TORCH_PYTHON):
-        ours = json.loads(run(bench + ["--json"]))
-        print(f"{cpu_name()}, {os.cpu_count()} cores; {ours['threads']} threads\n")
-        print("| case | ours, ms |\n| --- | ---: |")
-        for r in ours["results"]:
-            print(f"| {r['name']} | {r['ms']:.2f} |")
-        print("\nPyTorch is not installed, so there is nothing to compare with: `make bench-torch`"
-              " installs it (about 5 GB) into target/torch-venv, then run `make bench` again.")
-        return
+        out = json.loads(run(bench + ["--json"]))
+        ours = {r["name"]: [r["ms"]] for r in out["results"]}
+        return Timings(cases, ours, None, out["threads"], None)
     # The two sides take turns, one op's cases at a time, ours first in even rounds and
     # PyTorch first in odd ones, so that both run in the same minute of a machine whose
     # speed drifts. Round 0 runs ours first: it tells PyTorch the thread count.
@@ -78,15 +94,81 @@ def steps_table(rounds):
                     version, times = out["version"], theirs
                 for result in out["results"]:
                     times.setdefault(result["name"], []).append(result["ms"])
-    print(f"{cpu_name()}, {os.cpu_count()} cores; {threads} threads on both sides;"
+    return Timings(cases, ours, theirs, threads, version)
+
+
+def steps_table(t, rounds):
+    # The ceiling is not a step of the course: it has its own table, below.
+    cases = [c for c in t.cases if c["op"] != CEILING_OP]
+    if t.theirs is None:
+        print(f"{cpu_name()}, {os.cpu_count()} cores; {t.threads} threads\n")
+        print("| case | ours, ms |\n| --- | ---: |")
+        for c in cases:
+            print(f"| {c['name']} | {t.ours[c['name']][0]:.2f} |")
+        print("\nPyTorch is not installed, so there is nothing to compare with: `make bench-torch`"
+              " installs it (about 5 GB) into target/torch-venv, then run `make bench` again.")
+        return
+    print(f"{cpu_name()}, {os.cpu_count()} cores; {t.threads} threads on both sides;"
           f" medians of {rounds} rounds, the sides taking turns op by op\n")
-    print(f"| case | ours, ms | PyTorch {version}, ms | ours / PyTorch | each round |")
+    print(f"| case | ours, ms | PyTorch {t.version}, ms | ours / PyTorch | each round |")
     print("| --- | ---: | ---: | ---: | --- |")
     for c in cases:
-        a, b = ours[c["name"]], theirs[c["name"]]
+        a, b = t.ours[c["name"]], t.theirs[c["name"]]
         each = " / ".join(f"{x / y:.2f}" for x, y in zip(a, b))
         print(f"| {c['name']} | {statistics.median(a):.2f} | {statistics.median(b):.2f} |"
               f" {statistics.median(a) / statistics.median(b):.2f} | {each} |")
+
+
+def flops(case):
+    """Floating-point operations in one timed run of a convolution case or of the ceiling.
+
+    A convolution's forward pass is one multiply-add (2 FLOPs) per output value, input
+    channel and kernel tap: 2 · batch · out · out_h · out_w · channels · k², the taps on the
+    padding included, as im2col computes them. A run is forward + backward with both the
+    image and the kernels needing gradients (course.rs traces the image and records the
+    kernels as a parameter; torch_course.py's x and w require grad), and each gradient is one
+    more pass of the same count: 3 × the forward. A transposed convolution's forward pass is
+    the input gradient of the convolution from its output back to its input, so the count
+    is that convolution's: the same with the two planes swapped, its input plane (`size`²)
+    in place of out_h · out_w. The sum that starts the backward pass (an add per output
+    value) is left out. The ceiling, an n × n matrix product: 2n³.
+    """
+    n, k = case["size"], case["kernel"]
+    if case["op"] == CEILING_OP:
+        return 2 * n**3
+    if case["op"] == "conv":
+        out_h = (n + 2 * case["padding"] - k) // case["stride"] + 1
+        plane = out_h * out_h
+    else:
+        assert case["op"] == "conv_transpose", case["op"]
+        plane = n * n
+    return 3 * 2 * case["batch"] * case["out"] * case["channels"] * k * k * plane
+
+
+def conv_table(t):
+    """The convolution layers in GFLOP/s, beside the f32 matrix product's, timed in the same
+    rounds: the ceiling, as a layer made of such products runs at best about as fast."""
+    ceiling = next(c for c in t.cases if c["op"] == CEILING_OP)
+    rows = [c for c in t.cases if c["op"] in CONV_OPS] + [ceiling]
+
+    def speed(case, times):
+        ms = statistics.median(times)
+        return ms, flops(case) / ms / 1e6
+
+    top = speed(ceiling, t.ours[ceiling["name"]])[1]
+    print("\nThe convolution layers, forward + backward, against the f32 matrix product, the"
+          " ceiling, timed in the same rounds (GFLOP/s: `flops` in benches/compare.py):\n")
+    torch_head = (f" PyTorch {t.version}, ms | PyTorch, GFLOP/s | ours / PyTorch |"
+                  if t.theirs else "")
+    print(f"| layer | ours, ms | ours, GFLOP/s |{torch_head} ours, % of the ceiling |")
+    print("| --- | ---: | ---: |" + (" ---: | ---: | ---: |" if t.theirs else "") + " ---: |")
+    for c in rows:
+        ms, gflops = speed(c, t.ours[c["name"]])
+        row = f"| {c['name']} | {ms:.2f} | {gflops:.1f} |"
+        if t.theirs:
+            torch_ms, torch_gflops = speed(c, t.theirs[c["name"]])
+            row += f" {torch_ms:.2f} | {torch_gflops:.1f} | {ms / torch_ms:.2f} |"
+        print(f"{row} {100 * gflops / top:.0f}% |")
 
 
 def goal(seconds, limit):
@@ -138,7 +220,9 @@ def main():
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    steps_table(args.rounds)
+    timings = measure(args.rounds)
+    steps_table(timings, args.rounds)
+    conv_table(timings)
     kernel_table()
     if not args.no_notebooks:
         notebooks_table()
