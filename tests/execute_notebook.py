@@ -9,8 +9,11 @@ reports through stdout and figures, never stderr.
 Cells tagged `raises-exception` (the Jupyter convention) must fail; a notebook in which
 one does not fails. Execution stops at the first cell that fails when it should not.
 
+Measures the kernel's peak resident memory (`KernelMemory`, on Linux; null elsewhere).
+
 Writes the executed copy (signed, so JupyterLab shows its figures) and an HTML rendering,
-and prints one JSON object: {"ok", "reason", "seconds", "cells": [[index, seconds], ...]}.
+and prints one JSON object: {"ok", "reason", "seconds", "peak_rss_mb", "cells": [[index,
+seconds], ...]}.
 """
 
 import argparse
@@ -85,13 +88,75 @@ def collect_late_output(client, cell, seconds):
             cell.outputs.append(nbformat.v4.new_output("stream", name=content["name"], text=content["text"]))
 
 
+class KernelMemory:
+    """The kernel's peak resident memory, read from Linux's /proc after every cell.
+
+    The kernel is a tree of processes: the one Jupyter started (tools/kernel.py, which
+    execs evcxr_jupyter: the Jupyter connection and evcxr's embedded rust-analyzer), the
+    process evcxr runs the cells' code in (the notebook's tensors and models), and, while a
+    cell is being built, cargo and rustc. Each process's VmHWM is its own peak resident set
+    so far; a sample is the sum over the processes alive at that moment, and the peak is the
+    largest sample. After a cell the build has exited, so a sample holds the long-lived
+    processes, each at its peak: an upper bound on what they held at once (their peaks
+    need not coincide, and pages they share count in each), the side to err on for a memory
+    goal. The build's processes (cargo, rustc, the linker) are left out: they live for the
+    seconds a cell compiles, and their memory is the compiler's, much the same for every
+    cell, not what the notebook computes.
+    """
+
+    def __init__(self):
+        self.peak_kb = None
+
+    def sample(self, pid):
+        if pid is None or not os.path.isdir("/proc"):
+            return
+        peaks = [kb for p in process_tree(pid) if (kb := vm_hwm_kb(p)) is not None]
+        if peaks:
+            self.peak_kb = max(self.peak_kb or 0, sum(peaks))
+
+    def mb(self):
+        """The peak in MB of 1024 kB (/proc's units), or None where it was not measured."""
+        return None if self.peak_kb is None else round(self.peak_kb / 1024)
+
+
+def process_tree(pid):
+    """`pid` and every process descended from it, from each process's parent in /proc."""
+    children = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # "pid (command) state ppid ...": the command may hold spaces and parentheses.
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue  # it has just exited
+        children.setdefault(parent, []).append(int(entry))
+    tree, pending = [], [pid]
+    while pending:
+        tree.append(pending.pop())
+        pending.extend(children.get(tree[-1], []))
+    return tree
+
+
+def vm_hwm_kb(pid):
+    """The process's peak resident set size so far, in kB; None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def cell_timeout(cell, default, dep):
     """A cell that loads crates may compile them cold (minutes); others get `default`."""
     return dep if ":dep" in cell.source else default
 
 
-def execute(notebook, folder, cell_timeout_s, dep_timeout_s):
-    """Runs the notebook's code cells in order; returns (ok, reason, per-cell seconds).
+def execute(notebook, folder, cell_timeout_s, dep_timeout_s, memory):
+    """Runs the notebook's code cells in order, sampling the kernel's `memory` after each;
+    returns (ok, reason, per-cell seconds).
 
     The kernel starts in the notebook's folder, so `:dep mustknow = { path = ".." }` works.
     """
@@ -117,6 +182,8 @@ def execute(notebook, folder, cell_timeout_s, dep_timeout_s):
                 return False, f"{where} timed out after {limit} s", timings
             except DeadKernelError:
                 return False, f"the kernel died in {where}", timings
+            finally:
+                memory.sample(getattr(client.km.provisioner, "pid", None))
             timings.append([number, round(time.monotonic() - start, 2)])
             last = number == len(code_cells)
             collect_late_output(client, cell, LATE_OUTPUT_LAST_S if last else LATE_OUTPUT_S)
@@ -148,21 +215,24 @@ def main():
 
     problem = kernel_problem()
     if problem:
-        print(json.dumps({"ok": False, "reason": problem, "seconds": 0, "cells": []}))
+        print(json.dumps({"ok": False, "reason": problem, "seconds": 0, "peak_rss_mb": None,
+                          "cells": []}))
         return
     notebook = nbformat.read(args.notebook, as_version=4)
     overrides = notebook.metadata.get("mustknow", {})
     cell_timeout_s = int(overrides.get("cell_timeout", args.cell_timeout))
     start = time.monotonic()
     folder = args.notebook.resolve().parent
-    ok, reason, timings = execute(notebook, folder, cell_timeout_s, args.dep_timeout)
+    memory = KernelMemory()
+    ok, reason, timings = execute(notebook, folder, cell_timeout_s, args.dep_timeout, memory)
     seconds = round(time.monotonic() - start, 1)
     stem = args.notebook.stem
+    run = {"ok": ok, "reason": reason, "seconds": seconds, "peak_rss_mb": memory.mb()}
     # How this copy was made, for the book (`make book` takes only copies that passed).
     notebook.metadata.setdefault("mustknow", {})["run"] = {
-        "ok": ok, "reason": reason, "seconds": seconds, "seed": os.environ.get("MUSTKNOW_SEED")}
+        **run, "seed": os.environ.get("MUSTKNOW_SEED")}
     save(notebook, args.out / f"{stem}.ipynb", args.out / f"{stem}.html")
-    print(json.dumps({"ok": ok, "reason": reason, "seconds": seconds, "cells": timings}))
+    print(json.dumps({**run, "cells": timings}))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ struct Report {
     ok: bool,
     reason: String,
     seconds: f64,
+    /// The kernel's peak resident memory (`KernelMemory` in the executor); None where it
+    /// could not be read (no /proc).
+    peak_rss_mb: Option<f64>,
     cells: Vec<(u64, f64)>,
 }
 
@@ -37,6 +40,7 @@ struct Verdict {
     passed: bool,
     line: String,
     seconds: f64,
+    peak_rss_mb: Option<f64>,
     fixture: bool,
 }
 
@@ -226,6 +230,7 @@ impl Report {
             ok: false,
             reason,
             seconds: 0.0,
+            peak_rss_mb: None,
             cells: vec![],
         }
     }
@@ -239,10 +244,19 @@ impl Report {
                 .unwrap_or("no reason given")
                 .to_owned(),
             seconds: json["seconds"].as_f64().unwrap_or(0.0),
+            peak_rss_mb: json["peak_rss_mb"].as_f64(),
             cells: json["cells"]
                 .as_array()
                 .map(|cells| cells.iter().map(cell).collect())
                 .unwrap_or_default(),
+        }
+    }
+
+    /// "2345 MB peak memory", or that it was not measured.
+    fn memory(&self) -> String {
+        match self.peak_rss_mb {
+            Some(mb) => format!("{mb:.0} MB peak memory"),
+            None => "peak memory not measured".to_owned(),
         }
     }
 
@@ -266,8 +280,9 @@ fn judge(job: &Job, report: Report) -> Verdict {
         None if report.ok => (
             true,
             format!(
-                "notebook {name}: ok ({:.1} s; slowest: {})",
+                "notebook {name}: ok ({:.1} s, {}; slowest: {})",
                 report.seconds,
+                report.memory(),
                 report.slowest_cells()
             ),
         ),
@@ -296,6 +311,7 @@ fn judge(job: &Job, report: Report) -> Verdict {
         passed,
         line,
         seconds: report.seconds,
+        peak_rss_mb: report.peak_rss_mb,
         fixture: job.expect_failure.is_some(),
     }
 }
@@ -318,12 +334,16 @@ fn write_index(out: &Path, verdicts: &[Verdict]) {
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
 }
 
-/// `times.json`: each notebook's verdict and run time, which `make bench` reports.
+/// `times.json`: each notebook's verdict, run time and peak memory (null where not
+/// measured), which `make bench` reports.
 fn write_times(out: &Path, verdicts: &[Verdict]) {
     let times: Vec<Value> = verdicts
         .iter()
         .filter(|v| !v.fixture)
-        .map(|v| serde_json::json!({"notebook": v.name, "passed": v.passed, "seconds": v.seconds}))
+        .map(|v| {
+            serde_json::json!({"notebook": v.name, "passed": v.passed, "seconds": v.seconds,
+                               "peak_rss_mb": v.peak_rss_mb})
+        })
         .collect();
     std::fs::write(out.join("times.json"), Value::from(times).to_string())
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
