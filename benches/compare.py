@@ -9,8 +9,8 @@
    matrix product timed in the same rounds: the ceiling the layers' products run into, and
    ours as a share of it.
 3. What a learner waits for in the Rust kernel (benches/kernel.py).
-4. Each notebook's run time in the headless runner, which runs them all (about 10 minutes;
-   `--no-notebooks` skips it).
+4. Each notebook's run time and its kernel's peak memory in the headless runner, which runs
+   them all (about 25 minutes; `--no-notebooks` skips it), against the goals, and the total.
 
 Standard library only, so it runs with any python3; the kernel and the notebooks need the
 Jupyter environment `make setup` installs (MUSTKNOW_PYTHON, else .venv).
@@ -27,10 +27,13 @@ from dataclasses import dataclass
 TORCH_PYTHON = os.path.join("target", "torch-venv", "bin", "python")
 JUPYTER_PYTHON = os.environ.get("MUSTKNOW_PYTHON", os.path.join(".venv", "bin", "python"))
 TIMES = os.path.join("target", "notebooks", "times.json")
-# The issue's goals for a learner's waits, in seconds.
+# The issues' goals for a learner's waits, in seconds, and for the kernel's memory.
 WARM_SETUP_GOAL_S = 10
 TRIVIAL_GOAL_S = 1
 NOTEBOOK_GOAL_S = 180
+NOTEBOOK_GOALS_S = {"09_diffusion": 240, "10_guided_latent_diffusion": 240}
+TOTAL_GOAL_S = 20 * 60
+MEMORY_GOAL_GB = 4
 
 
 def run(cmd, stdin=None, env=None):
@@ -171,8 +174,8 @@ def conv_table(t):
         print(f"{row} {100 * gflops / top:.0f}% |")
 
 
-def goal(seconds, limit):
-    return f"≤ {limit} s: {'met' if seconds <= limit else 'NOT met'}"
+def goal(value, limit, unit):
+    return f"≤ {limit} {unit}: {'met' if value <= limit else 'NOT met'}"
 
 
 def kernel_table():
@@ -191,7 +194,7 @@ def kernel_table():
         ("trivial cell (median of 10)", "trivial_s", TRIVIAL_GOAL_S),
     ]
     for name, key, limit in rows:
-        target = goal(warm[key], limit) if limit else ""
+        target = goal(warm[key], limit, "s") if limit else ""
         print(f"| {name} | {first[key]:.2f} | {warm[key]:.2f} | {target} |")
 
 
@@ -202,19 +205,36 @@ def notebooks_table():
         sys.exit(f"the notebook runner wrote no {TIMES}")
     with open(TIMES) as f:
         times = json.load(f)
-    print("\nEach notebook in the headless runner, one warm kernel after another (seconds):\n")
-    print("| notebook | run time | goal |\n| --- | ---: | --- |")
+    print("\nEach notebook in the headless runner, one warm kernel after another: run time and"
+          " the kernel's peak resident memory (tests/execute_notebook.py's KernelMemory):\n")
+    print("| notebook | run time, s | goal | peak memory, GB | goal |")
+    print("| --- | ---: | --- | ---: | --- |")
     for t in times:
-        verdict = goal(t["seconds"], NOTEBOOK_GOAL_S) if t["passed"] else "FAILED"
-        print(f"| {t['notebook']} | {t['seconds']:.1f} | {verdict} |")
+        limit = NOTEBOOK_GOALS_S.get(t["notebook"], NOTEBOOK_GOAL_S)
+        verdict = goal(t["seconds"], limit, "s") if t["passed"] else "FAILED"
+        print(f"| {t['notebook']} | {t['seconds']:.1f} | {verdict} | {memory(t['peak_rss_mb'])} |")
+    total = sum(t["seconds"] for t in times)
+    verdict = goal(total, TOTAL_GOAL_S, "s") if all(t["passed"] for t in times) else "FAILED"
+    # The kernels run one at a time, so the run's peak is the largest notebook's.
+    peaks = [t["peak_rss_mb"] for t in times]
+    largest = None if None in peaks else max(peaks, default=None)
+    print(f"| all {len(times)} (time: the sum; memory: the largest) | {total:.1f} | {verdict} |"
+          f" {memory(largest)} |")
     if done.returncode != 0:
         sys.exit("a notebook failed: its times above do not count")
+
+
+def memory(mb):
+    """The peak-memory and goal cells of a row; /proc's MB are 1024 kB, so GB are 1024 MB."""
+    if mb is None:
+        return "not measured | "
+    return f"{mb / 1024:.2f} | {goal(mb / 1024, MEMORY_GOAL_GB, 'GB')}"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-notebooks", action="store_true",
-                        help="skip running every notebook (about 10 minutes)")
+                        help="skip running every notebook (about 25 minutes)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of the training-step comparison (default 3)")
     args = parser.parse_args()
