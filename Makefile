@@ -73,7 +73,8 @@ $(VENV)/.requirements-installed: requirements.txt | $(PYTHON)
 
 # Benchmarks (benches/compare.py): the crate's layers and training steps, side by side with
 # PyTorch when `make bench-torch` has installed it (opt-in: about 5 GB, kept out of
-# `make test` and CI); the kernel's latencies; every notebook's run time (about 10 minutes;
+# `make test` and CI), and the convolutions against the matrix product's speed; the
+# kernel's latencies; every notebook's run time and peak memory (about 25 minutes;
 # `make bench BENCH_ARGS=--no-notebooks` skips it).
 TORCH_VENV := target/torch-venv
 
