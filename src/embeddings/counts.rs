@@ -129,7 +129,7 @@ impl<const W: usize, const D: usize> Glove<W, D, f32, Cpu> {
     }
 
     /// The mean of `f(x) (w_i·w̃_j + b_i + b̃_j − log x)²` over a batch, the dot products
-    /// by [`embedding_dots`](crate::nn::embedding_dots).
+    /// by [`embedding_dots`].
     pub fn loss<T: Tape<f32, Cpu> + Merge<T>>(
         &self,
         rows: Tensor<(usize,), usize, Cpu, T>,

@@ -55,7 +55,7 @@ impl<const W: usize, const D: usize> SkipGram<W, D, f32, Cpu> {
     /// of 1 + k binary cross-entropies, with label 1 for the true context and 0 for the
     /// negatives; dfdx's `binary_cross_entropy_with_logits_loss` averages them, so the
     /// mean is scaled back by 1 + k. The scores `u·v` come from
-    /// [`embedding_dots`](crate::nn::embedding_dots), one op in place of dfdx's gathers,
+    /// [`embedding_dots`], one op in place of dfdx's gathers,
     /// broadcast, product and sum (`embedding_dots_reference`).
     pub fn loss<T: Tape<f32, Cpu> + Merge<T>>(
         &self,

@@ -57,8 +57,9 @@ pub fn embedding_dots<const W: usize, const D: usize, T: Tape<f32, Cpu>>(
 }
 
 /// The readable version of [`embedding_dots`]: dfdx's gathers of the rows, the product of
-/// each row of `a` broadcast against its rows of `c`, and the sum over the features.
-/// Notebook `06_embeddings` §4, where the skip-gram's gradient is written out against it.
+/// each row of `a` broadcast against its rows of `c`, and the sum over the features. The
+/// tests hold [`embedding_dots`] to it; notebook `06_embeddings` §4 writes the skip-gram's
+/// gradient out by hand against the crate's loss, which runs [`embedding_dots`].
 pub fn embedding_dots_reference<const W: usize, const D: usize, T: Tape<f32, Cpu> + Merge<T>>(
     a: Tensor<Rank2<W, D>, f32, Cpu, T>,
     c: &Tensor<Rank2<W, D>, f32, Cpu>,
