@@ -468,8 +468,9 @@ fn time_case(c: &Case) -> f64 {
 /// The product of two square `n × n` matrices: the f32 matrix product's speed on this
 /// machine, which the convolutions (im2col and products, or the direct kernel) can at best
 /// reach. dfdx's `matmul` on the CPU runs the same gemm as the crate's convolutions
-/// (`shims/gemm`: gemm 0.19, AVX-512) split across all of rayon's threads; the crate's own
-/// entry point, `nn::matmul`, is private to it.
+/// (`shims/gemm`: gemm 0.19, its AVX-512 or AVX2 kernels, whichever the CPU has) split
+/// across all of rayon's threads; the crate's own entry point, `nn::matmul`, is private to
+/// it.
 fn time_matmul(n: usize) -> f64 {
     let dev = Cpu::seed_from_u64(0);
     dev.enable_cache();

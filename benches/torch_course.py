@@ -602,7 +602,7 @@ def time_case(c):
         return glove_step(c["batch"], c["channels"], c["size"])
     if op == "gemm_ceiling":
         # The f32 matrix product's speed, the ceiling for the convolutions: torch.mm, PyTorch's
-        # own CPU matrix product (MKL in its pip wheels) on all its threads.
+        # own CPU matrix product (its BLAS) on all its threads.
         a, b = torch.randn(c["size"], c["size"]), torch.randn(c["size"], c["size"])
         return median_ms(lambda: torch.mm(a, b))
     x = torch.randn(c["batch"], c["channels"], c["size"], c["size"], requires_grad=True)
