@@ -289,7 +289,7 @@ fn join<const C: usize, T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
     skips: bool,
 ) -> Maps<usize, T> {
     let skip = if skips { skip } else { skip * 0.0 };
-    nn::concat_channels(up, skip)
+    nn::concat_channels(up, skip).expect("each level's maps have one size")
 }
 
 impl<E, D> TensorCollection<E, D> for UNet<E, D>

@@ -8,7 +8,7 @@ use super::{ddpm, time_embedding, DenoiserSettings, NoisePredictor, Rows};
 use crate::data::block_means;
 use crate::nn;
 use crate::nn::builders::{AvgPool2D, Bias2D, Conv2D, ConvTranspose2D, ReLU};
-use crate::nn::{concat_channels, Images};
+use crate::nn::Images;
 use crate::runtime::device;
 use crate::train::History;
 use crate::Error;
@@ -149,13 +149,13 @@ pub fn embedded_times<T: Tape<f32, Cpu>>(
 }
 
 /// Adds `shift` (one value per example and channel) to every pixel of `maps`: how the
-/// time reaches each block.
-pub fn add_time<const C: usize, T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
+/// time reaches each block. [`nn::film`] without a gain; [`nn::film_reference`] is the
+/// broadcast sum written out.
+pub fn add_time<const C: usize, T: Tape<f32, Cpu> + Merge<T>>(
     maps: Images<usize, Const<C>, T>,
     shift: Tensor<(usize, Const<C>), f32, Cpu, T>,
 ) -> Images<usize, Const<C>, T> {
-    let shape = *maps.shape();
-    maps + shift.broadcast_like::<_, Axes2<2, 3>>(&shape)
+    nn::film(maps, shift, None).expect("the time MLP gives one row per image")
 }
 
 impl<const C: usize, const S: usize> TimeUNet<C, S> {
@@ -176,7 +176,16 @@ impl<const C: usize, const S: usize> TimeUNet<C, S> {
     }
 }
 
-/// `maps + shift(e)` per channel, then times `1 + scale(e)` when there is a `scale`.
+/// The skip connection: the decoder's maps, then the encoder's of the same size.
+fn concat<const A: usize, const B: usize, T: Tape<f32, Cpu> + Merge<T>>(
+    decoder: Images<usize, Const<A>, T>,
+    encoder: Images<usize, Const<B>, T>,
+) -> Images<usize, usize, T> {
+    nn::concat_channels(decoder, encoder).expect("each level's maps have one size")
+}
+
+/// `maps + shift(e)` per channel, then times `1 + scale(e)` when there is a `scale`: one
+/// [`nn::film`].
 fn modulate<const C: usize, T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
     maps: Images<usize, Const<C>, T>,
     e: Tensor<(usize, Const<TIME>), f32, Cpu, T>,
@@ -186,10 +195,9 @@ fn modulate<const C: usize, T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug>(
     let Some(scale) = scale else {
         return add_time(maps, shift.forward(e));
     };
-    let shifted = add_time(maps, shift.forward(e.with_empty_tape()));
-    let shape = *shifted.shape();
-    let gain = (scale.forward(e) + 1.0).broadcast_like::<_, Axes2<2, 3>>(&shape);
-    shifted * gain
+    let shift = shift.forward(e.with_empty_tape());
+    let gain = scale.forward(e) + 1.0;
+    nn::film(maps, shift, Some(gain)).expect("the time MLP gives one row per image")
 }
 
 impl<const C: usize, const S: usize> TimeUNet<C, S> {
@@ -236,7 +244,7 @@ impl<const C: usize, const S: usize> TimeUNet<C, S> {
         );
         let h2 = self.down2b.forward(h2);
         let m = self.middle.forward(h2.with_empty_tape()); //                    32×S/2×S/2
-        let u2 = self.up2.forward(concat_channels(m, h2)); //          (32+32) → 32×S/2×S/2
+        let u2 = self.up2.forward(concat(m, h2)); //          (32+32) → 32×S/2×S/2
         let u2 = modulate(
             u2,
             time.with_empty_tape(),
@@ -244,7 +252,7 @@ impl<const C: usize, const S: usize> TimeUNet<C, S> {
             scales.then_some(&self.scale3),
         );
         let g = self.grow.forward(u2); //                                        16×S×S
-        let u1 = self.up1.forward(concat_channels(g, h1)); //              (16+16) → 16×S×S
+        let u1 = self.up1.forward(concat(g, h1)); //              (16+16) → 16×S×S
         let u1 = self.up1b.forward(modulate(
             u1,
             time,

@@ -58,22 +58,6 @@ impl<const C: usize, const H: usize, const W: usize, B: Dim, F: Dim, T: Tape<f32
     }
 }
 
-/// Two batches of feature maps stacked along the channels, `a`'s first: a U-Net's skip
-/// connection, which hands the decoder the encoder's features of the same size (notebook
-/// `04_convnets` §6 and notebook `09_diffusion` §5). The channel count comes out as a
-/// run-time size, since stable Rust cannot add two in a type.
-pub fn concat_channels<const A: usize, const B: usize, T>(
-    a: Tensor<(usize, Const<A>, usize, usize), f32, Cpu, T>,
-    b: Tensor<(usize, Const<B>, usize, usize), f32, Cpu, T>,
-) -> Tensor<(usize, usize, usize, usize), f32, Cpu, T>
-where
-    T: Tape<f32, Cpu> + Merge<T> + std::fmt::Debug,
-{
-    let a = a.realize::<(usize, usize, usize, usize)>();
-    let b = b.realize::<(usize, usize, usize, usize)>();
-    (a, b).concat_along(Axis::<1>)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
