@@ -75,9 +75,12 @@ pub fn attend<T: Tape<f32, Cpu> + Merge<T>>(
             // Outputs P·V (s1 × dv): each query's weighted mean of the values.
             matmul(out, Mat::rows(p, s1, s2), head(&vs, s2, dv, i), false, 1);
         });
-    let seen = q
-        .device()
-        .try_tensor_from_vec(weights.clone(), (b, h, s1, s2))?;
+    // A copy in a buffer from the cache: a tensor made from a fresh vector would go into
+    // the cache when dropped, and nothing takes buffers of its size back out, so every
+    // step would leave one there (see `op::output_buffer`).
+    let mut seen = output_buffer(q.device(), weights.len())?;
+    seen.copy_from_slice(&weights);
+    let seen = q.device().try_tensor_from_vec(seen, (b, h, s1, s2))?;
     let tape = tape.merge(k_tape).merge(v_tape);
     let out = record(
         &q,
