@@ -74,3 +74,40 @@ impl Drop for HotPool {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// Hands the buffers kept for reuse by `model`'s device (its tensor cache, which
+/// [`device`] turns on) back to the allocator: the training loop's last step. The cache
+/// keeps every buffer a step frees, by exact size, for as long as any tensor of the device
+/// lives, and a trained model lives on in a notebook's variables; where a loop's sizes vary
+/// from step to step (BERT's count of masked words, notebook `06_embeddings` §6) it holds
+/// every size it met.
+pub fn release_cache<M: TensorCollection<f32, Cpu>>(model: &M) {
+    let walked = M::iter_tensors(&mut RecursiveWalker {
+        m: model,
+        f: &mut EmptyCache,
+    });
+    match walked {
+        Ok(_) => {}
+        Err(never) => match never {},
+    }
+}
+
+/// Empties the cache of each tensor's device (all of a model's tensors share one, and an
+/// empty cache costs nothing to empty again).
+struct EmptyCache;
+
+impl TensorVisitor<f32, Cpu> for EmptyCache {
+    type Viewer = ViewTensorRef;
+    type Err = std::convert::Infallible;
+    type E2 = f32;
+    type D2 = Cpu;
+
+    fn visit<S: Shape>(
+        &mut self,
+        _: TensorOptions<S, f32, Cpu>,
+        t: &Tensor<S, f32, Cpu>,
+    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
+        t.device().empty_cache();
+        Ok(None)
+    }
+}
