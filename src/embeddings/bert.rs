@@ -34,6 +34,9 @@ pub const LAYERS: usize = 2;
 pub const BATCH: usize = 64;
 pub const STEPS: usize = 1200;
 pub const EVALUATIONS: usize = 4;
+/// The chosen positions of a batch are scored in groups of this many (see
+/// `MlmNet::at_chosen`).
+const PAD_TO: usize = 16;
 
 /// BERT's masking rule (§3.1 of the paper): each token is selected with probability
 /// `select`; a selected token is replaced by `[MASK]` with probability `mask`, by a random
@@ -216,12 +219,19 @@ impl MlmNet<f32, Cpu> {
         targets: &[Option<usize>],
         direction: Direction,
     ) -> Result<(Logits<VOCAB, T>, Vec<Option<usize>>), Error> {
-        let (at, picked): (Vec<usize>, Vec<Option<usize>>) = targets
+        let (mut at, mut picked): (Vec<usize>, Vec<Option<usize>>) = targets
             .iter()
             .enumerate()
             .filter(|(_, t)| t.is_some())
             .map(|(i, &t)| (i, t))
             .unzip();
+        // The count of chosen words varies from batch to batch, and dfdx's tensor cache
+        // keeps the buffers of every size it meets until training ends: rounded up to a
+        // multiple of PAD_TO (rows that score position 0 and predict nothing) it takes a
+        // few sizes instead of dozens.
+        let padded = at.len().next_multiple_of(PAD_TO);
+        at.resize(padded, 0);
+        picked.resize(padded, None);
         Ok((self.forward(x, &at, direction)?, picked))
     }
 
@@ -246,8 +256,10 @@ impl MlmNet<f32, Cpu> {
             let x = ids(x, x.len() / SEQ, SEQ)?;
             let (logits, picked) = self.at_chosen(x, t, direction)?;
             let values = logits.as_vec();
-            nll += masked_cross_entropy(logits, &picked)?.array() as f64 * picked.len() as f64;
+            let mean = masked_cross_entropy(logits, &picked)?.array() as f64;
+            // The padding's rows come last and predict nothing.
             let picked: Vec<usize> = picked.into_iter().flatten().collect();
+            nll += mean * picked.len() as f64;
             count += picked.len();
             right += values
                 .chunks_exact(VOCAB)
