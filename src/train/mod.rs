@@ -240,7 +240,7 @@ const RELEASE_CACHE_EVERY: usize = 100;
 /// `objective`: for each batch, the loss on a tape, its gradient, the learning rate of the
 /// step (from `config.schedule`, else the optimizer's own), one update; after each epoch,
 /// the objective's evaluation and the weights' norm. The device's buffers kept for reuse
-/// are handed back every [`RELEASE_CACHE_EVERY`] steps and at the end.
+/// are handed back every 100 steps and at the end ([`crate::runtime::release_cache`]).
 ///
 /// Fails with [`Error::NotFinite`] at the first step whose loss (or evaluation) is NaN or
 /// infinite, naming the epoch and step, rather than carrying on with a ruined model.
