@@ -76,7 +76,8 @@ impl Drop for HotPool {
 }
 
 /// Hands the buffers kept for reuse by `model`'s device (its tensor cache, which
-/// [`device`] turns on) back to the allocator: the training loop's last step. The cache
+/// [`device`] turns on) back to the allocator: the training loop does it every 100 steps
+/// and at its end. The cache
 /// keeps every buffer a step frees, by exact size, for as long as any tensor of the device
 /// lives, and a trained model lives on in a notebook's variables; where a loop's sizes vary
 /// from step to step (BERT's count of masked words, notebook `06_embeddings` §6) it holds

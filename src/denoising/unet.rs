@@ -244,7 +244,7 @@ impl<const C: usize, const S: usize> TimeUNet<C, S> {
         );
         let h2 = self.down2b.forward(h2);
         let m = self.middle.forward(h2.with_empty_tape()); //                    32×S/2×S/2
-        let u2 = self.up2.forward(concat(m, h2)); //          (32+32) → 32×S/2×S/2
+        let u2 = self.up2.forward(concat(m, h2)); //                   (32+32) → 32×S/2×S/2
         let u2 = modulate(
             u2,
             time.with_empty_tape(),
@@ -252,7 +252,7 @@ impl<const C: usize, const S: usize> TimeUNet<C, S> {
             scales.then_some(&self.scale3),
         );
         let g = self.grow.forward(u2); //                                        16×S×S
-        let u1 = self.up1.forward(concat(g, h1)); //              (16+16) → 16×S×S
+        let u1 = self.up1.forward(concat(g, h1)); //                   (16+16) → 16×S×S
         let u1 = self.up1b.forward(modulate(
             u1,
             time,

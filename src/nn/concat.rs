@@ -4,6 +4,7 @@
 //! the images are shared among rayon's threads.
 
 use super::op::{chunks_per_task, output_buffer, param, record, shape_error, values};
+use super::residual::add_to;
 use crate::Error;
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -35,10 +36,15 @@ where
     let (a_len, b_len) = (A * h * w, B * h * w);
     let mut out = output_buffer(a.device(), n * (a_len + b_len))?;
     let (a_values, b_values) = (values(&a), values(&b));
-    for_each_image(&mut out, a_len, b_len, |i, to_a, to_b| {
-        to_a.copy_from_slice(&a_values[i * a_len..][..a_len]);
-        to_b.copy_from_slice(&b_values[i * b_len..][..b_len]);
-    });
+    let parts = a_values.par_chunks(a_len).zip(b_values.par_chunks(b_len));
+    out.par_chunks_mut(a_len + b_len)
+        .zip(parts)
+        .with_min_len(chunks_per_task(a_len + b_len))
+        .for_each(|(image, (a, b))| {
+            let (to_a, to_b) = image.split_at_mut(a_len);
+            to_a.copy_from_slice(a);
+            to_b.copy_from_slice(b);
+        });
     let tape = a_tape.merge(b_tape);
     let shape = (n, A + B, h, w);
     Ok(record(
@@ -53,28 +59,11 @@ where
                 .with_min_len(chunks_per_task(a_len + b_len))
                 .for_each(|((ga, gb), g)| {
                     let (g_a, g_b) = g.split_at(a_len);
-                    ga.iter_mut().zip(g_a).for_each(|(ga, g)| *ga += g);
-                    gb.iter_mut().zip(g_b).for_each(|(gb, g)| *gb += g);
+                    add_to(ga, g_a);
+                    add_to(gb, g_b);
                 });
         },
     )?)
-}
-
-/// Runs `f(image, a_part, b_part)` on each image's two parts of the concatenation `out`,
-/// images shared among rayon's threads.
-fn for_each_image(
-    out: &mut [f32],
-    a_len: usize,
-    b_len: usize,
-    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
-) {
-    out.par_chunks_mut(a_len + b_len)
-        .with_min_len(chunks_per_task(a_len + b_len))
-        .enumerate()
-        .for_each(|(i, image)| {
-            let (to_a, to_b) = image.split_at_mut(a_len);
-            f(i, to_a, to_b)
-        });
 }
 
 /// The readable version of [`concat_channels`]: dfdx's `concat_along` the channel axis,

@@ -8,6 +8,7 @@
 
 use super::channels::Channels;
 use super::op::{output_buffer, param, record, shape_error, values};
+use super::residual::add_to;
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
@@ -29,9 +30,8 @@ pub fn film<const C: usize, T: Tape<f32, Cpu> + Merge<T>>(
     let [batch, _, h, w] = maps.shape().concrete();
     for (what, rows) in [("the shifts", Some(&shift)), ("the gains", gain.as_ref())] {
         if let Some(rows) = rows.filter(|r| r.shape().0 != batch) {
-            return Err(shape_error(what, format!("{batch} rows, one per image"), {
-                format!("{} rows", rows.shape().0)
-            }));
+            let (expected, got) = (format!("{batch} rows, one per image"), rows.shape().0);
+            return Err(shape_error(what, expected, format!("{got} rows")));
         }
     }
     let layout = Channels {
@@ -56,7 +56,7 @@ pub fn film<const C: usize, T: Tape<f32, Cpu> + Merge<T>>(
             out,
             shape,
             move |g, gx, [gs]| {
-                gx.iter_mut().zip(g).for_each(|(gx, g)| *gx += g);
+                add_to(gx, g);
                 let sums = layout.image_sums(g, g, |_, _| |g, _| [g]);
                 for (gs, [sum]) in gs.iter_mut().zip(sums.into_iter().flatten()) {
                     *gs += sum as f32;

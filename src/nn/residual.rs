@@ -91,7 +91,7 @@ pub fn add_reference<S: Shape, T: Tape<f32, Cpu> + Merge<T>>(
 }
 
 /// `dst += src`, value by value, shared among rayon's threads.
-fn add_to(dst: &mut [f32], src: &[f32]) {
+pub(super) fn add_to(dst: &mut [f32], src: &[f32]) {
     dst.par_chunks_mut(GRAIN)
         .zip(src.par_chunks(GRAIN))
         .for_each(|(dst, src)| dst.iter_mut().zip(src).for_each(|(d, s)| *d += s));
