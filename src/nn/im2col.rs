@@ -52,6 +52,9 @@ impl Window {
     }
 }
 
+/// A tap's index along one axis, and the output positions at which it reads a real pixel.
+type Tap<'a> = (usize, &'a Range<usize>);
+
 /// One image's planes (`channels × height × width`) seen through a square window, and the
 /// `out_h × out_w` positions the window takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,11 +96,9 @@ impl Plane {
     /// Fills `cols` (`patch_len × positions`, row-major) with the patches of `image`;
     /// padding reads as zero.
     pub fn im2col(&self, image: &[f32], cols: &mut [f32]) {
-        let w = self.window;
-        for (row, cols_row) in cols.chunks_exact_mut(self.positions()).enumerate() {
-            let (c, ky, kx) = self.tap(row);
-            let rows = w.valid(ky, self.out_h, self.height);
-            let columns = w.valid(kx, self.out_w, self.width);
+        let (w, positions) = (self.window, self.positions());
+        self.for_each_tap(|row, c, (ky, rows), (kx, columns)| {
+            let cols_row = &mut cols[row * positions..][..positions];
             for (oy, out) in cols_row.chunks_exact_mut(self.out_w).enumerate() {
                 if !rows.contains(&oy) {
                     out.fill(0.0);
@@ -112,23 +113,23 @@ impl Plane {
                 if w.stride == 1 {
                     out.copy_from_slice(&line[x0..x0 + out.len()]);
                 } else {
-                    let src = line[x0..].iter().step_by(w.stride);
-                    out.iter_mut().zip(src).for_each(|(o, x)| *o = *x);
+                    // Indexed, not `step_by`, whose length costs a division per line.
+                    let src = &line[x0..];
+                    out.iter_mut()
+                        .enumerate()
+                        .for_each(|(j, o)| *o = src[j * w.stride]);
                 }
             }
-        }
+        });
     }
 
     /// The adjoint of [`Plane::im2col`]: adds every patch entry of `cols` back onto the
     /// pixel it was copied from (entries that came from padding are dropped).
     pub fn col2im(&self, cols: &[f32], image: &mut [f32]) {
-        let w = self.window;
-        let rows_per_tap = self.positions();
-        for (row, cols_row) in cols.chunks_exact(rows_per_tap).enumerate() {
-            let (c, ky, kx) = self.tap(row);
-            let rows = w.valid(ky, self.out_h, self.height);
-            let columns = w.valid(kx, self.out_w, self.width);
-            for oy in rows {
+        let (w, positions) = (self.window, self.positions());
+        self.for_each_tap(|row, c, (ky, rows), (kx, columns)| {
+            let cols_row = &cols[row * positions..][..positions];
+            for oy in rows.clone() {
                 let y = w.input_index(oy, ky) as usize;
                 let line = &mut image[(c * self.height + y) * self.width..][..self.width];
                 let src = &cols_row[oy * self.out_w..][columns.clone()];
@@ -137,16 +138,34 @@ impl Plane {
                     let dst = &mut line[x0..x0 + src.len()];
                     dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
                 } else {
-                    let dst = line[x0..].iter_mut().step_by(w.stride);
-                    dst.zip(src).for_each(|(d, s)| *d += s);
+                    let dst = &mut line[x0..];
+                    src.iter()
+                        .enumerate()
+                        .for_each(|(j, s)| dst[j * w.stride] += s);
+                }
+            }
+        });
+    }
+
+    /// Calls `f(row, c, (ky, rows), (kx, columns))` for each row of the patch matrix, one
+    /// per channel `c` and tap `(ky, kx)`, with the output rows and columns at which the tap
+    /// reads a real pixel: worked out once per tap rather than per row, as they take
+    /// divisions.
+    fn for_each_tap(&self, mut f: impl FnMut(usize, usize, Tap, Tap)) {
+        let (w, k) = (self.window, self.window.kernel);
+        let ys: Vec<_> = (0..k)
+            .map(|t| w.valid(t, self.out_h, self.height))
+            .collect();
+        let xs: Vec<_> = (0..k).map(|t| w.valid(t, self.out_w, self.width)).collect();
+        let mut row = 0;
+        for c in 0..self.channels {
+            for (ky, rows) in ys.iter().enumerate() {
+                for (kx, columns) in xs.iter().enumerate() {
+                    f(row, c, (ky, rows), (kx, columns));
+                    row += 1;
                 }
             }
         }
-    }
-
-    fn tap(&self, row: usize) -> (usize, usize, usize) {
-        let k = self.window.kernel;
-        (row / (k * k), row / k % k, row % k)
     }
 }
 
