@@ -17,7 +17,7 @@ whatever evcxr resolved when the folder was new.
 Cargo's incremental compilation, which evcxr's profile also turns on, stays on: turning it
 off gained nothing measurable, and evcxr's compile cache keys a crate on its rustc arguments
 alone and leaves out only incremental builds, so without it a cell's crate came back from
-the cache as an earlier cell's code (BENCHMARKS.md, "Tried after this stop, and left out").
+the cache as an earlier cell's code (measured in BENCHMARKS.md).
 
 And it keeps evcxr's compile cache (`:cache`) inside this checkout, in target/evcxr-cache/,
 instead of the user's ~/.cache/evcxr. A cache entry holds a crate's compiled files with the
