@@ -77,11 +77,10 @@ impl Drop for HotPool {
 
 /// Hands the buffers kept for reuse by `model`'s device (its tensor cache, which
 /// [`device`] turns on) back to the allocator: the training loop does it every 100 steps
-/// and at its end. The cache
-/// keeps every buffer a step frees, by exact size, for as long as any tensor of the device
-/// lives, and a trained model lives on in a notebook's variables; where a loop's sizes vary
-/// from step to step (BERT's count of masked words, notebook `06_embeddings` §6) it holds
-/// every size it met.
+/// and at its end. The cache keeps every buffer a step frees, by exact size, for as long as
+/// any tensor of the device lives, and a trained model lives on in a notebook's variables;
+/// where a loop's sizes vary from step to step (BERT's count of masked words, notebook
+/// `06_embeddings` §6) it holds every size it met.
 pub fn release_cache<M: TensorCollection<f32, Cpu>>(model: &M) {
     let walked = M::iter_tensors(&mut RecursiveWalker {
         m: model,

@@ -14,11 +14,6 @@ puts the crate's Cargo.lock in the build folder, so that notebooks build the dep
 versions `cargo test` checked (and dfdx's gemm patched by .cargo/config.toml) rather than
 whatever evcxr resolved when the folder was new.
 
-Cargo's incremental compilation, which evcxr's profile also turns on, stays on: turning it
-off gained nothing measurable, and evcxr's compile cache keys a crate on its rustc arguments
-alone and leaves out only incremental builds, so without it a cell's crate came back from
-the cache as an earlier cell's code (measured in BENCHMARKS.md).
-
 And it keeps evcxr's compile cache (`:cache`) inside this checkout, in target/evcxr-cache/,
 instead of the user's ~/.cache/evcxr. A cache entry holds a crate's compiled files with the
 dependency list rustc wrote, which names the build folder the entry was compiled in. Restored
@@ -27,6 +22,11 @@ missing files, so Cargo rebuilt those crates, restored them from the cache again
 recompiled the course's crate on every cell: measured, a trivial cell took 11 s instead of
 0.8, and a notebook twice its time. Here every entry comes from a build folder of this
 checkout, and `cargo clean` removes both together.
+
+It leaves on Cargo's incremental compilation, which evcxr's profile also turns on: turning it
+off gained nothing measurable, and evcxr's compile cache keys a crate on its rustc arguments
+alone and leaves out only incremental builds, so without it a cell's crate came back from
+the cache as an earlier cell's code (measured in BENCHMARKS.md).
 
 `python tools/kernel.py --install KERNEL_JSON` points an installed kernel spec at this
 launcher (`make setup` does it); Jupyter then runs `python tools/kernel.py EVCXR ARGS...`.
