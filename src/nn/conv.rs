@@ -15,6 +15,7 @@ use rand_distr::{uniform::SampleUniform, Uniform};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
+use std::sync::{Mutex, PoisonError};
 
 /// Resets a convolution layer's weight `A × B × K × K` uniform in ±1/√(B·K·K): PyTorch's
 /// default for `Conv2d` (`A` out, `B` in) and `ConvTranspose2d` (`A` in, `B` out) alike,
@@ -202,7 +203,7 @@ impl Conv {
     }
 
     /// Σ over images of `f(images, dst, sum)`, each thread summing its share of the batch
-    /// into a buffer of its own, of `len` values; the buffers are added at the end. `dst`
+    /// into a buffer of its own, of `len` values; the buffers are added to the first. `dst`
     /// (empty, or a value buffer per image) is split the same way: `f` gets the images'
     /// part of it, to write what it computes per image on the way.
     fn sum_over_images(
@@ -210,7 +211,7 @@ impl Conv {
         len: usize,
         dst: &mut [f32],
         f: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync,
-    ) -> Vec<f32> {
+    ) -> Sums {
         let threads = rayon::current_num_threads().min(self.batch).max(1);
         let per_thread = self.batch.div_ceil(threads);
         let per_image = dst.len() / self.batch;
@@ -222,17 +223,21 @@ impl Conv {
             shares.push((images, part));
             rest = tail;
         }
-        let partials: Vec<Vec<f32>> = shares
+        let partials: Vec<Sums> = shares
             .into_par_iter()
             .map(|(images, dst)| {
-                let mut sum = vec![0.0; len];
+                let mut sum = Sums::zeroed(len);
                 f(images, dst, &mut sum);
                 sum
             })
             .collect();
-        let mut total = vec![0.0; len];
+        let mut partials = partials.into_iter();
+        let mut total = partials.next().expect("at least one share");
         for partial in partials {
-            total.iter_mut().zip(partial).for_each(|(t, p)| *t += p);
+            total
+                .iter_mut()
+                .zip(partial.iter())
+                .for_each(|(t, p)| *t += p);
         }
         total
     }
@@ -335,7 +340,7 @@ impl Conv {
                 }
             })
         });
-        grad_w.iter_mut().zip(sum).for_each(|(g, s)| *g += s);
+        grad_w.iter_mut().zip(sum.iter()).for_each(|(g, s)| *g += s);
     }
 
     /// Adds ∂L/∂x to `grad_x`: each image's patch gradients kernelsᵀ · ∂L/∂out, folded back
@@ -406,6 +411,53 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         Err(_) => f(&mut vec![0.0; len]),
     })
 }
+/// A zeroed buffer of partial sums, taken from the buffers earlier calls gave back and given
+/// back when dropped. A fresh allocation of this size (a direct-path weight gradient's sums
+/// are 16 lanes per weight: 590 KB for 32→32, 3×3) comes from the kernel as the shared zero
+/// page, so the first `+=` on each page faults, copies it, and stops the other core to
+/// flush its TLB; measured, that was 18% of the latent U-Net's training step
+/// (BENCHMARKS.md). A kept buffer is zeroed by writes into pages that are already there.
+struct Sums(Vec<f32>);
+
+/// The buffers [`Sums`] gave back: at most as many as were ever in use at once.
+static KEPT_SUMS: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+impl Sums {
+    fn zeroed(len: usize) -> Sums {
+        let kept = KEPT_SUMS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut sums = kept.unwrap_or_default();
+        sums.clear();
+        sums.resize(len, 0.0);
+        Sums(sums)
+    }
+}
+
+impl Drop for Sums {
+    fn drop(&mut self) {
+        let sums = std::mem::take(&mut self.0);
+        KEPT_SUMS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(sums);
+    }
+}
+
+impl std::ops::Deref for Sums {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Sums {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
