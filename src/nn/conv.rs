@@ -411,12 +411,13 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         Err(_) => f(&mut vec![0.0; len]),
     })
 }
+
 /// A zeroed buffer of partial sums, taken from the buffers earlier calls gave back and given
-/// back when dropped. A fresh allocation of this size (a direct-path weight gradient's sums
-/// are 16 lanes per weight: 590 KB for 32→32, 3×3) comes from the kernel as the shared zero
-/// page, so the first `+=` on each page faults, copies it, and stops the other core to
-/// flush its TLB; measured, that was 18% of the latent U-Net's training step
-/// (BENCHMARKS.md). A kept buffer is zeroed by writes into pages that are already there.
+/// back when dropped. A large fresh allocation (a direct-path weight gradient keeps a vector
+/// of lanes per weight) comes as pages the kernel maps to its shared zero page, unwritten, so
+/// the first `+=` on each page faults, copies the page, and interrupts the other core to
+/// flush its TLB: that made the U-Nets' training steps 1.3–1.6× slower (BENCHMARKS.md). A
+/// kept buffer is zeroed by writes into pages that are already there.
 struct Sums(Vec<f32>);
 
 /// The buffers [`Sums`] gave back: at most as many as were ever in use at once.
