@@ -7,7 +7,7 @@
 use super::direct::Correlation;
 use super::im2col::Plane;
 use super::matmul::{matmul, Mat};
-use super::op::{chunks_per_task, output_buffer, param, record, values};
+use super::op::{cached_zeros, chunks_per_task, output_buffer, param, record, values};
 use super::Images;
 use crate::Error;
 use dfdx::prelude::*;
@@ -15,7 +15,6 @@ use rand_distr::{uniform::SampleUniform, Uniform};
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
-use std::sync::{Mutex, PoisonError};
 
 /// Resets a convolution layer's weight `A × B × K × K` uniform in ±1/√(B·K·K): PyTorch's
 /// default for `Conv2d` (`A` out, `B` in) and `ConvTranspose2d` (`A` in, `B` out) alike,
@@ -35,14 +34,14 @@ where
 /// What [`conv2d`](super::conv2d) and [`conv_transpose2d`](super::conv_transpose2d) share
 /// once their shapes are checked: the values of the images `x` and the kernels `w`, the
 /// output `(batch, channels, out_h, out_w)` that `forward(x, w, out)` fills, and its
-/// recording on the merged tapes, `backward(x, w, grad_out, grad_x, grad_w)` adding to the
-/// gradients.
+/// recording on the merged tapes, `backward(dev, x, w, grad_out, grad_x, grad_w)` adding to
+/// the gradients (`dev` for the scratch buffers of its sums).
 pub(super) fn record_with_kernels<B: Dim, C: Dim, H: Dim, W: Dim, Ks: Shape, O: Dim, T, R>(
     x: Tensor<(B, C, H, W), f32, Cpu, T>,
     w: Tensor<Ks, f32, Cpu, R>,
     (channels, out_h, out_w): (O, usize, usize),
     forward: impl FnOnce(&[f32], &[f32], &mut [f32]),
-    backward: impl FnOnce(&[f32], &[f32], &[f32], &mut [f32], &mut [f32]) + 'static,
+    backward: impl FnOnce(&Cpu, &[f32], &[f32], &[f32], &mut [f32], &mut [f32]) + 'static,
 ) -> Result<Images<B, O, T>, Error>
 where
     T: Tape<f32, Cpu> + Merge<R>,
@@ -52,6 +51,7 @@ where
     let (w, w_tape) = w.try_contiguous()?.split_tape();
     let (x_values, w_values) = (values(&x), values(&w));
     let shape = (x.shape().0, channels, out_h, out_w);
+    let dev = x.device().clone();
     let mut out = output_buffer(x.device(), shape.num_elements())?;
     forward(&x_values, &w_values, &mut out);
     let out = record(
@@ -60,7 +60,7 @@ where
         tape.merge(w_tape),
         out,
         shape,
-        move |g, gx, [gw]| backward(&x_values, &w_values, g, gx, gw),
+        move |g, gx, [gw]| backward(&dev, &x_values, &w_values, g, gx, gw),
     )?;
     Ok(out)
 }
@@ -203,15 +203,17 @@ impl Conv {
     }
 
     /// Σ over images of `f(images, dst, sum)`, each thread summing its share of the batch
-    /// into a buffer of its own, of `len` values; the buffers are added to the first. `dst`
-    /// (empty, or a value buffer per image) is split the same way: `f` gets the images'
-    /// part of it, to write what it computes per image on the way.
+    /// into a buffer of its own from `dev`'s tensor cache ([`cached_zeros`]), of `len`
+    /// values; the buffers are added to the first. `dst` (empty, or a value buffer per
+    /// image) is split the same way: `f` gets the images' part of it, to write what it
+    /// computes per image on the way.
     fn sum_over_images(
         &self,
+        dev: &Cpu,
         len: usize,
         dst: &mut [f32],
         f: impl Fn(Range<usize>, &mut [f32], &mut [f32]) + Sync,
-    ) -> Sums {
+    ) -> <Cpu as Storage<f32>>::Vec {
         let threads = rayon::current_num_threads().min(self.batch).max(1);
         let per_thread = self.batch.div_ceil(threads);
         let per_image = dst.len() / self.batch;
@@ -223,10 +225,10 @@ impl Conv {
             shares.push((images, part));
             rest = tail;
         }
-        let partials: Vec<Sums> = shares
+        let partials: Vec<_> = shares
             .into_par_iter()
             .map(|(images, dst)| {
-                let mut sum = Sums::zeroed(len);
+                let mut sum = cached_zeros(dev, len);
                 f(images, dst, &mut sum);
                 sum
             })
@@ -252,14 +254,15 @@ impl Conv {
     /// Adds ∂L/∂w = Σ over images of ∂L/∂out · patchesᵀ to `grad_w`. The patches are
     /// rebuilt from `x` image by image rather than kept from the forward pass: a cache-sized
     /// buffer per thread instead of one the size of every patch of the batch.
-    pub fn weight_grad(&self, x: &[f32], grad_out: &[f32], grad_w: &mut [f32]) {
+    pub fn weight_grad(&self, dev: &Cpu, x: &[f32], grad_out: &[f32], grad_w: &mut [f32]) {
         let positions = self.plane.positions();
         let image = |b: usize| &x[b * self.in_len()..][..self.in_len()];
         let grad = |b: usize| &grad_out[b * self.out_len()..][..self.out_len()];
         if let Some((direct, _)) = self.direct() {
             let outs = self.out_per_group;
             let packed = direct.grad_len(outs);
-            let sums = self.sum_over_images(self.groups * packed, &mut [], |images, _, sums| {
+            let len = self.groups * packed;
+            let sums = self.sum_over_images(dev, len, &mut [], |images, _, sums| {
                 with_scratch(direct.padded_len() + direct.wide_len(outs), |buffer| {
                     let (padded, wide) = buffer.split_at_mut(direct.padded_len());
                     for b in images {
@@ -278,7 +281,7 @@ impl Conv {
             }
             return;
         }
-        self.im2col_weight_grad(x, grad_out, grad_w, None);
+        self.im2col_weight_grad(dev, x, grad_out, grad_w, None);
     }
 
     /// [`Conv::forward`] of `x` into `out` and [`Conv::weight_grad`] of `x` with `grad_out`
@@ -287,6 +290,7 @@ impl Conv {
     /// output gradient. The same products, summed in the same order.
     pub fn forward_and_weight_grad(
         &self,
+        dev: &Cpu,
         x: &[f32],
         w: &[f32],
         out: &mut [f32],
@@ -295,9 +299,9 @@ impl Conv {
     ) {
         if self.direct().is_some() {
             self.forward(x, w, out);
-            return self.weight_grad(x, grad_out, grad_w);
+            return self.weight_grad(dev, x, grad_out, grad_w);
         }
-        self.im2col_weight_grad(x, grad_out, grad_w, Some((w, out)));
+        self.im2col_weight_grad(dev, x, grad_out, grad_w, Some((w, out)));
     }
 
     /// The im2col path's weight gradient: adds Σ over images of ∂L/∂out · patchesᵀ to
@@ -305,6 +309,7 @@ impl Conv {
     /// [`Conv::forward`] product into `out`, so they are built once for both.
     fn im2col_weight_grad(
         &self,
+        dev: &Cpu,
         x: &[f32],
         grad_out: &[f32],
         grad_w: &mut [f32],
@@ -318,7 +323,7 @@ impl Conv {
             Some((w, out)) => (Some(w), out),
             None => (None, &mut [][..]),
         };
-        let sum = self.sum_over_images(grad_w.len(), out, |images, out, sum| {
+        let sum = self.sum_over_images(dev, grad_w.len(), out, |images, out, sum| {
             with_scratch(patch * positions, |cols| {
                 let first = images.start;
                 for b in images {
@@ -412,53 +417,6 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-/// A zeroed buffer of partial sums, taken from the buffers earlier calls gave back and given
-/// back when dropped. A large fresh allocation (a direct-path weight gradient keeps a vector
-/// of lanes per weight) comes as pages the kernel maps to its shared zero page, unwritten, so
-/// the first `+=` on each page faults, copies the page, and interrupts the other core to
-/// flush its TLB: that made the U-Nets' training steps 1.3–1.6× slower (BENCHMARKS.md). A
-/// kept buffer is zeroed by writes into pages that are already there.
-struct Sums(Vec<f32>);
-
-/// The buffers [`Sums`] gave back: at most as many as were ever in use at once.
-static KEPT_SUMS: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
-
-impl Sums {
-    fn zeroed(len: usize) -> Sums {
-        let kept = KEPT_SUMS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let mut sums = kept.unwrap_or_default();
-        sums.clear();
-        sums.resize(len, 0.0);
-        Sums(sums)
-    }
-}
-
-impl Drop for Sums {
-    fn drop(&mut self) {
-        let sums = std::mem::take(&mut self.0);
-        KEPT_SUMS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(sums);
-    }
-}
-
-impl std::ops::Deref for Sums {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Sums {
-    fn deref_mut(&mut self) -> &mut [f32] {
-        &mut self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,9 +440,10 @@ mod tests {
         let g = noise(batch * conv.out_len(), 3);
         let (mut out, mut gw) = (vec![0.0; g.len()], vec![0.0; w.len()]);
         conv.forward(&x, &w, &mut out);
-        conv.weight_grad(&x, &g, &mut gw);
+        let dev = Cpu::default();
+        conv.weight_grad(&dev, &x, &g, &mut gw);
         let (mut fused_out, mut fused_gw) = (vec![0.0; g.len()], vec![0.0; w.len()]);
-        conv.forward_and_weight_grad(&x, &w, &mut fused_out, &g, &mut fused_gw);
+        conv.forward_and_weight_grad(&dev, &x, &w, &mut fused_out, &g, &mut fused_gw);
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&fused_out), bits(&out));
         assert_eq!(bits(&fused_gw), bits(&gw));

@@ -114,8 +114,8 @@ where
         w,
         out_shape,
         |x, w, out| conv.forward(x, w, out),
-        move |x, w, g, gx, gw| {
-            conv.weight_grad(x, g, gw);
+        move |dev, x, w, g, gx, gw| {
+            conv.weight_grad(dev, x, g, gw);
             conv.input_grad(w, g, gx);
         },
     )

@@ -72,7 +72,7 @@ where
         w,
         (spec.groups * per_group, out_h, out_w),
         |x, w, out| conv.input_grad(w, x, out),
-        move |x, w, g, gx, gw| conv.forward_and_weight_grad(g, w, gx, x, gw),
+        move |dev, x, w, g, gx, gw| conv.forward_and_weight_grad(dev, g, w, gx, x, gw),
     )
 }
 

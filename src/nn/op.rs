@@ -22,17 +22,21 @@ pub(super) fn chunks_per_task(len: usize) -> usize {
 }
 
 /// A contiguous tensor's values, in order, in a buffer from dfdx's tensor cache that goes
-/// back to it when dropped: fresh memory for each would be handed back to the system and
-/// faulted in again at every training step. As with `vec!`, running out of memory stops
-/// the program.
+/// back to it when dropped ([`cached_zeros`]).
 pub(super) fn values<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> <Cpu as Storage<f32>>::Vec {
-    let len = t.shape().num_elements();
-    let mut out = t
-        .device()
-        .try_alloc_len(len)
-        .unwrap_or_else(|_| panic!("out of memory for a buffer of {len} values"));
+    let mut out = cached_zeros(t.device(), t.shape().num_elements());
     t.copy_into(&mut out);
     out
+}
+
+/// `len` zeros in a buffer from dfdx's tensor cache that goes back to it when dropped. Fresh
+/// memory for each would be handed back to the system and faulted in again at every
+/// training step; worse, memory the allocator knows is zero comes unwritten, as the
+/// kernel's shared zero page, so a first `+=` on each page faults, copies it, and stops the
+/// other core to flush its TLB. As with `vec!`, running out of memory stops the program.
+pub(super) fn cached_zeros(dev: &Cpu, len: usize) -> <Cpu as Storage<f32>>::Vec {
+    dev.try_alloc_len(len)
+        .unwrap_or_else(|_| panic!("out of memory for a buffer of {len} values"))
 }
 
 /// A zeroed buffer of `len` floats for an op's output, from dfdx's tensor cache when it is
