@@ -104,12 +104,16 @@ impl Conv {
     }
 
     /// The direct path's correlations, for the forward pass and the input gradient, where
-    /// it applies: stride 1, no dilation, and a patch small enough that the im2col path's
-    /// matrix products would be too thin to pay for copying every pixel k² times.
+    /// it applies: stride 1, no dilation, and a kernel and channels few enough that the
+    /// im2col path's matrix products would be too thin to pay for copying every pixel k²
+    /// times.
     fn direct(&self) -> Option<(Correlation, Correlation)> {
         let (p, w) = (self.plane, self.plane.window);
-        let narrow = p.patch_len() <= DIRECT_MAX_PATCH
-            && p.channels.min(self.out_per_group) >= DIRECT_MIN_CHANNELS;
+        let channels = [p.channels, self.out_per_group];
+        let narrow = w.kernel <= DIRECT_MAX_KERNEL
+            && channels
+                .iter()
+                .all(|c| (DIRECT_MIN_CHANNELS..=DIRECT_MAX_CHANNELS).contains(c));
         if w.stride != 1 || w.dilation != 1 || w.padding >= w.kernel || !narrow {
             return None;
         }
@@ -389,11 +393,12 @@ impl Conv {
     }
 }
 
-/// The largest patch (channels per group × k²) a convolution takes the direct path for:
-/// past it, the im2col path's products are deep enough for gemm to do better. Measured on
-/// the course's layers (benches/course.rs): 8 or 16 channels, 3×3, are faster direct; LeNet's
-/// 16 channels, 5×5, and 64 channels, 3×3, through im2col.
-pub(super) const DIRECT_MAX_PATCH: usize = 32 * 9;
+/// The widest kernel and the most input or output channels (per group) a convolution takes
+/// the direct path with: past them, the im2col path's products are deep enough for gemm to
+/// do better. Measured on the course's layers (benches/course.rs): 3×3 layers of 8 to 64
+/// channels are faster direct; LeNet's 16 → 32 channels, 5×5, through im2col.
+pub(super) const DIRECT_MAX_KERNEL: usize = 3;
+pub(super) const DIRECT_MAX_CHANNELS: usize = 64;
 
 /// The fewest input and output channels (per group) for the direct path: with fewer, most of
 /// a block of 8 accumulators would idle (a first layer's one input channel is its input

@@ -276,7 +276,7 @@ impl<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::conv::DIRECT_MAX_PATCH;
+    use crate::nn::conv::DIRECT_MAX_CHANNELS;
     use crate::testing::{
         arange, assert_matches_pytorch, assert_matches_reference, noise_images, Tolerance,
     };
@@ -296,12 +296,12 @@ mod tests {
             (4, 6, 11, 9, 6, 3, s.stride(3).padding(1).groups(3)),
             (2, 2, 5, 8, 2, 2, s.stride(2).dilation(3).padding(1)),
             // The direct path with two blocks of outputs, odd widths and groups; the im2col
-            // path at stride 1, past the direct path's channel limit.
+            // path at stride 1, past the direct path's kernel and channel limits.
             (2, 3, 9, 13, 11, 3, s.padding(1)),
             (2, 4, 6, 7, 6, 3, s.padding(1).groups(2)),
             (2, 4, 7, 9, 5, 3, s),
             (1, 4, 6, 6, 4, 5, s.padding(2)),
-            (1, DIRECT_MAX_PATCH / 9 + 1, 4, 5, 2, 3, s.padding(1)),
+            (1, DIRECT_MAX_CHANNELS + 1, 4, 5, 4, 3, s.padding(1)),
         ]
     }
 

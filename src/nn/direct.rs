@@ -1,6 +1,7 @@
-//! Direct convolution, for the narrow layers of notebook 04's deep stacks (8–16 channels of
-//! 14×14). There, im2col copies every pixel nine times and the matrix products it feeds
-//! are too small for gemm's blocking to pay off. Here a stride-1 convolution is
+//! Direct convolution, for the stride-1, 3×3 layers of 8 to 64 channels: notebook 04's deep
+//! stacks (8–16 channels of 14×14) and the diffusion U-Nets of notebooks 09 and 10. There,
+//! im2col copies every pixel nine times into matrix products too small for gemm's blocking
+//! to pay off. Here a stride-1 convolution is
 //! computed from a zero-padded copy of the image: with the rows laid end to end, every tap
 //! is one fixed shift of the whole image, so a block of outputs is a sum of shifted
 //! input vectors times broadcast weights, kept in vector registers.
