@@ -226,13 +226,13 @@ impl Conv {
         for t in 0..threads {
             let images = (t * per_thread).min(self.batch)..((t + 1) * per_thread).min(self.batch);
             let (part, tail) = std::mem::take(&mut rest).split_at_mut(images.len() * per_image);
-            shares.push((images, part));
+            // Taken here, on one thread, as `cached_zeros` must be.
+            shares.push((images, part, cached_zeros(dev, len)));
             rest = tail;
         }
         let partials: Vec<_> = shares
             .into_par_iter()
-            .map(|(images, dst)| {
-                let mut sum = cached_zeros(dev, len);
+            .map(|(images, dst, mut sum)| {
                 f(images, dst, &mut sum);
                 sum
             })

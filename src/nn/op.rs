@@ -34,6 +34,11 @@ pub(super) fn values<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> <Cpu as Storage
 /// training step; worse, memory the allocator knows is zero comes unwritten, as the
 /// kernel's shared zero page, so a first `+=` on each page faults, copies it, and stops the
 /// other core to flush its TLB. As with `vec!`, running out of memory stops the program.
+///
+/// Call it from one thread at a time, never inside a parallel loop: dfdx's cache looks for
+/// a buffer of `len` under one lock and takes it under another, so two threads taking the
+/// last one of a length at once panic while holding the lock, and every buffer dropped
+/// after that panics again (measured: a `make bench` run aborted in the VAE's step).
 pub(super) fn cached_zeros(dev: &Cpu, len: usize) -> <Cpu as Storage<f32>>::Vec {
     dev.try_alloc_len(len)
         .unwrap_or_else(|_| panic!("out of memory for a buffer of {len} values"))
