@@ -114,23 +114,23 @@ unsafe fn weight_grad<V: Lanes, const N: usize>(
             for taps in &mut taps {
                 let taps: &[usize; N] = taps.try_into().unwrap();
                 // SAFETY: this function's caller guarantees the vector unit.
-                unsafe { weight_grad_taps::<V, N>(s, input, grads, taps, &mut sums) };
+                unsafe { weight_grad_taps::<V, N>(input, grads, taps, &mut sums) };
             }
             for tap in taps.remainder() {
                 // SAFETY: as above.
-                unsafe { weight_grad_taps::<V, 1>(s, input, grads, &[*tap], &mut sums) };
+                unsafe { weight_grad_taps::<V, 1>(input, grads, &[*tap], &mut sums) };
             }
         }
     }
 }
 
-/// One channel's `N` taps of [`weight_grad`], for one block of outputs.
+/// One channel's `N` taps of [`weight_grad`], for one block of outputs (`grads`, that
+/// block's interleaved output gradient).
 ///
 /// # Safety
 /// This CPU has `V`'s vector unit.
 #[inline(always)]
 unsafe fn weight_grad_taps<'a, V: Lanes, const N: usize>(
-    s: &Sizes,
     input: &[f32],
     grads: &[f32],
     taps: &[usize; N],
@@ -140,7 +140,7 @@ unsafe fn weight_grad_taps<'a, V: Lanes, const N: usize>(
     // guarantees; every load and store checks its slice's length.
     unsafe {
         let mut acc = [[V::zero(); BLOCK]; N];
-        let positions = grads[..BLOCK * s.wide].chunks_exact(BLOCK * V::LANES);
+        let positions = grads.chunks_exact(BLOCK * V::LANES);
         for (p, g) in positions.enumerate() {
             let x: [V; N] = std::array::from_fn(|n| V::load(&input[taps[n] + p * V::LANES..]));
             for (b, g) in g.chunks_exact(V::LANES).enumerate() {
